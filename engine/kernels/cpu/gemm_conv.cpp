@@ -1,0 +1,258 @@
+// gemm_conv.cpp — CPU reference GEMM and 2-D convolution (NCHW, weight (K,C/g,R,S), groups,
+// stride, padding, dilation). Convolution is im2col + cblas_sgemm (OpenBLAS), one GEMM per group
+// over a chunk of Nb images at once (so small P*Q still gives wide GEMMs); backward data is
+// GEMM + col2im, backward filter accumulates over chunks with beta = 1.
+// Rules: cblas is never called inside an OpenMP parallel region (OpenBLAS threads itself);
+// im2col / col2im / bias loops are OpenMP-parallel over rows or (image, channel) planes, so no two
+// threads write the same element and results do not depend on the thread count.
+//
+// Column layout of a chunk of Nb images: col (C*R*S, Nb*P*Q), row (c*R + r)*S + s, column
+// nb*P*Q + p*Q + q. Group g owns rows [g*Cg*R*S, (g+1)*Cg*R*S).
+#include <cblas.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+#include "engine/kernels/cpu/common.h"
+#include "engine/kernels/kernels.h"
+
+namespace dfq::cpu {
+using detail::kParMin;
+
+void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
+          int ldb, float beta, float* C, int ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == 0.f) {  // C = beta * C (beta == 0 clears NaNs, as BLAS does)
+    for (int i = 0; i < M; ++i)
+      for (int j = 0; j < N; ++j) C[int64_t(i) * ldc + j] = beta == 0.f ? 0.f : beta * C[int64_t(i) * ldc + j];
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
+              alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void add_bias_rows(int M, int N, const float* bias, float* y) {
+#pragma omp parallel for schedule(static) if (int64_t(M) * N > kParMin && M > 1)
+  for (int i = 0; i < M; ++i) {
+    float* yr = y + int64_t(i) * N;
+    for (int j = 0; j < N; ++j) yr[j] += bias[j];
+  }
+}
+
+namespace {
+
+struct ConvPlan {
+  int64_t PQ, HW, CRS, Cg, Kg, CgRS;
+  int nb;       // images per chunk
+  bool direct;  // 1x1, stride 1, pad 0, one image per chunk: x itself is the column matrix
+};
+
+ConvPlan plan_conv(const Conv2dArgs& a) {
+  ConvPlan p;
+  p.PQ = int64_t(a.P) * a.Q;
+  p.HW = int64_t(a.H) * a.W;
+  p.Cg = a.C / a.groups;
+  p.Kg = a.K / a.groups;
+  p.CgRS = p.Cg * a.R * a.S;
+  p.CRS = int64_t(a.C) * a.R * a.S;
+  // Aim for GEMMs about 1024 columns wide, with the column buffer at most 32M floats.
+  int64_t want = std::max<int64_t>(1, (1024 + p.PQ - 1) / std::max<int64_t>(p.PQ, 1));
+  int64_t cap = std::max<int64_t>(1, (int64_t(32) << 20) / std::max<int64_t>(p.CRS * p.PQ, 1));
+  p.nb = static_cast<int>(std::min<int64_t>({want, cap, std::max(a.N, 1)}));
+  p.direct = a.R == 1 && a.S == 1 && a.stride_h == 1 && a.stride_w == 1 && a.pad_h == 0 && a.pad_w == 0 &&
+             p.nb == 1;
+  return p;
+}
+
+std::unique_ptr<float[]> scratch(int64_t n) { return std::unique_ptr<float[]>(new float[std::max<int64_t>(n, 1)]); }
+
+// col (CRS, nb*PQ) from images x[0..nb) (each (C,H,W)).
+void im2col(const Conv2dArgs& a, const ConvPlan& pl, int nb, const float* x, float* col) {
+  const int RS = a.R * a.S;
+  const int64_t rows = pl.CRS, ld = int64_t(nb) * pl.PQ;
+#pragma omp parallel for collapse(2) schedule(static) if (rows * ld > kParMin)
+  for (int64_t row = 0; row < rows; ++row) {
+    for (int n = 0; n < nb; ++n) {
+      int c = static_cast<int>(row / RS), r = static_cast<int>(row % RS) / a.S, s = static_cast<int>(row % a.S);
+      const float* xc = x + (int64_t(n) * a.C + c) * pl.HW;
+      float* dst = col + row * ld + int64_t(n) * pl.PQ;
+      int w_off = s * a.dil_w - a.pad_w;
+      // valid q: 0 <= q*stride_w + w_off < W
+      int q_lo = w_off >= 0 ? 0 : (-w_off + a.stride_w - 1) / a.stride_w;
+      int q_hi = a.W - w_off <= 0 ? 0 : (a.W - w_off + a.stride_w - 1) / a.stride_w;
+      q_lo = std::min(q_lo, a.Q);
+      q_hi = std::max(q_lo, std::min(q_hi, a.Q));
+      for (int p = 0; p < a.P; ++p) {
+        int h = p * a.stride_h - a.pad_h + r * a.dil_h;
+        float* d = dst + int64_t(p) * a.Q;
+        if (h < 0 || h >= a.H) {
+          std::fill(d, d + a.Q, 0.f);
+          continue;
+        }
+        const float* xr = xc + int64_t(h) * a.W + w_off;
+        std::fill(d, d + q_lo, 0.f);
+        if (a.stride_w == 1) {
+          std::memcpy(d + q_lo, xr + q_lo, sizeof(float) * (q_hi - q_lo));
+        } else {
+          for (int q = q_lo; q < q_hi; ++q) d[q] = xr[int64_t(q) * a.stride_w];
+        }
+        std::fill(d + q_hi, d + a.Q, 0.f);
+      }
+    }
+  }
+}
+
+// gx[0..nb) (each (C,H,W)) = col2im(col); parallel over (image, channel) planes.
+void col2im(const Conv2dArgs& a, const ConvPlan& pl, int nb, const float* col, float* gx) {
+  const int64_t ld = int64_t(nb) * pl.PQ;
+  const int64_t planes = int64_t(nb) * a.C;
+#pragma omp parallel for schedule(static) if (planes * pl.HW * a.R * a.S > kParMin && planes > 1)
+  for (int64_t t = 0; t < planes; ++t) {
+    int n = static_cast<int>(t / a.C), c = static_cast<int>(t % a.C);
+    float* g = gx + t * pl.HW;
+    std::fill(g, g + pl.HW, 0.f);
+    for (int r = 0; r < a.R; ++r) {
+      for (int s = 0; s < a.S; ++s) {
+        const float* src = col + ((int64_t(c) * a.R + r) * a.S + s) * ld + int64_t(n) * pl.PQ;
+        int w_off = s * a.dil_w - a.pad_w;
+        int q_lo = w_off >= 0 ? 0 : (-w_off + a.stride_w - 1) / a.stride_w;
+        int q_hi = a.W - w_off <= 0 ? 0 : (a.W - w_off + a.stride_w - 1) / a.stride_w;
+        q_lo = std::min(q_lo, a.Q);
+        q_hi = std::max(q_lo, std::min(q_hi, a.Q));
+        for (int p = 0; p < a.P; ++p) {
+          int h = p * a.stride_h - a.pad_h + r * a.dil_h;
+          if (h < 0 || h >= a.H) continue;
+          float* gr = g + int64_t(h) * a.W + w_off;
+          const float* sr = src + int64_t(p) * a.Q;
+          for (int q = q_lo; q < q_hi; ++q) gr[int64_t(q) * a.stride_w] += sr[q];
+        }
+      }
+    }
+  }
+}
+
+// images (nb, K, PQ) -> cols (K, nb*PQ)
+void gather_kpq(int64_t K, int64_t PQ, int nb, const float* images, float* cols) {
+  const int64_t ld = int64_t(nb) * PQ;
+#pragma omp parallel for collapse(2) schedule(static) if (K * ld > kParMin)
+  for (int n = 0; n < nb; ++n)
+    for (int64_t k = 0; k < K; ++k) std::memcpy(cols + k * ld + n * PQ, images + (n * K + k) * PQ, sizeof(float) * PQ);
+}
+
+// cols (K, nb*PQ) -> images (nb, K, PQ)
+void scatter_kpq(int64_t K, int64_t PQ, int nb, const float* cols, float* images) {
+  const int64_t ld = int64_t(nb) * PQ;
+#pragma omp parallel for collapse(2) schedule(static) if (K * ld > kParMin)
+  for (int n = 0; n < nb; ++n)
+    for (int64_t k = 0; k < K; ++k) std::memcpy(images + (n * K + k) * PQ, cols + k * ld + n * PQ, sizeof(float) * PQ);
+}
+
+}  // namespace
+
+void conv2d_forward(const Conv2dArgs& a, const float* x, const float* w, const float* b, float* y) {
+  if (a.N <= 0 || a.K <= 0 || a.P <= 0 || a.Q <= 0) return;
+  const ConvPlan pl = plan_conv(a);
+  const int64_t x_img = int64_t(a.C) * pl.HW, y_img = int64_t(a.K) * pl.PQ;
+  std::unique_ptr<float[]> col, ybuf;
+  if (!pl.direct) col = scratch(pl.CRS * pl.nb * pl.PQ);
+  if (pl.nb > 1) ybuf = scratch(y_img * pl.nb);
+  for (int n0 = 0; n0 < a.N; n0 += pl.nb) {
+    const int nb = std::min(pl.nb, a.N - n0);
+    const int64_t ld = int64_t(nb) * pl.PQ;
+    const float* cols = x + n0 * x_img;
+    if (!pl.direct) {
+      im2col(a, pl, nb, x + n0 * x_img, col.get());
+      cols = col.get();
+    }
+    float* out = pl.nb > 1 ? ybuf.get() : y + n0 * y_img;  // (K, nb*PQ)
+    if (pl.Cg == 0) {
+      std::fill(out, out + a.K * ld, 0.f);
+    } else {
+      for (int g = 0; g < a.groups; ++g)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, pl.Kg, ld, pl.CgRS, 1.f, w + g * pl.Kg * pl.CgRS,
+                    pl.CgRS, cols + g * pl.CgRS * ld, ld, 0.f, out + g * pl.Kg * ld, ld);
+    }
+    if (pl.nb > 1) scatter_kpq(a.K, pl.PQ, nb, out, y + n0 * y_img);
+  }
+  if (b) {
+    const int64_t planes = int64_t(a.N) * a.K;
+#pragma omp parallel for schedule(static) if (planes * pl.PQ > kParMin && planes > 1)
+    for (int64_t t = 0; t < planes; ++t) {
+      float bk = b[t % a.K];
+      float* yp = y + t * pl.PQ;
+      for (int64_t i = 0; i < pl.PQ; ++i) yp[i] += bk;
+    }
+  }
+}
+
+void conv2d_backward_data(const Conv2dArgs& a, const float* gy, const float* w, float* gx) {
+  if (a.N <= 0 || a.C <= 0 || a.H <= 0 || a.W <= 0) return;
+  const ConvPlan pl = plan_conv(a);
+  const int64_t x_img = int64_t(a.C) * pl.HW, y_img = int64_t(a.K) * pl.PQ;
+  if (pl.PQ == 0 || pl.Kg == 0) {
+    std::fill(gx, gx + a.N * x_img, 0.f);
+    return;
+  }
+  std::unique_ptr<float[]> col, gbuf;
+  if (!pl.direct) col = scratch(pl.CRS * pl.nb * pl.PQ);
+  if (pl.nb > 1) gbuf = scratch(y_img * pl.nb);
+  for (int n0 = 0; n0 < a.N; n0 += pl.nb) {
+    const int nb = std::min(pl.nb, a.N - n0);
+    const int64_t ld = int64_t(nb) * pl.PQ;
+    const float* g_cols = gy + n0 * y_img;  // (K, nb*PQ)
+    if (pl.nb > 1) {
+      gather_kpq(a.K, pl.PQ, nb, gy + n0 * y_img, gbuf.get());
+      g_cols = gbuf.get();
+    }
+    float* dcol = pl.direct ? gx + n0 * x_img : col.get();  // (CRS, nb*PQ)
+    for (int g = 0; g < a.groups; ++g)
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, pl.CgRS, ld, pl.Kg, 1.f, w + g * pl.Kg * pl.CgRS, pl.CgRS,
+                  g_cols + g * pl.Kg * ld, ld, 0.f, dcol + g * pl.CgRS * ld, ld);
+    if (!pl.direct) col2im(a, pl, nb, col.get(), gx + n0 * x_img);
+  }
+}
+
+void conv2d_backward_filter(const Conv2dArgs& a, const float* x, const float* gy, float* gw, float* gb) {
+  const ConvPlan pl = plan_conv(a);
+  const int64_t x_img = int64_t(a.C) * pl.HW, y_img = int64_t(a.K) * pl.PQ;
+  if (gb) {
+#pragma omp parallel for schedule(static) if (int64_t(a.N) * y_img > kParMin && a.K > 1)
+    for (int k = 0; k < a.K; ++k) {
+      double s = 0;
+      for (int n = 0; n < a.N; ++n) {
+        const float* p = gy + n * y_img + k * pl.PQ;
+        for (int64_t i = 0; i < pl.PQ; ++i) s += p[i];
+      }
+      gb[k] = static_cast<float>(s);
+    }
+  }
+  const int64_t wn = int64_t(a.K) * pl.CgRS;
+  if (a.N <= 0 || pl.PQ == 0 || wn == 0) {
+    std::fill(gw, gw + wn, 0.f);
+    return;
+  }
+  std::unique_ptr<float[]> col, gbuf;
+  if (!pl.direct) col = scratch(pl.CRS * pl.nb * pl.PQ);
+  if (pl.nb > 1) gbuf = scratch(y_img * pl.nb);
+  for (int n0 = 0; n0 < a.N; n0 += pl.nb) {
+    const int nb = std::min(pl.nb, a.N - n0);
+    const int64_t ld = int64_t(nb) * pl.PQ;
+    const float* cols = x + n0 * x_img;
+    if (!pl.direct) {
+      im2col(a, pl, nb, x + n0 * x_img, col.get());
+      cols = col.get();
+    }
+    const float* g_cols = gy + n0 * y_img;
+    if (pl.nb > 1) {
+      gather_kpq(a.K, pl.PQ, nb, gy + n0 * y_img, gbuf.get());
+      g_cols = gbuf.get();
+    }
+    const float beta = n0 == 0 ? 0.f : 1.f;
+    for (int g = 0; g < a.groups; ++g)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, pl.Kg, pl.CgRS, ld, 1.f, g_cols + g * pl.Kg * ld, ld,
+                  cols + g * pl.CgRS * ld, ld, beta, gw + g * pl.Kg * pl.CgRS, pl.CgRS);
+  }
+}
+
+}  // namespace dfq::cpu

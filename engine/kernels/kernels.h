@@ -1,0 +1,118 @@
+// kernels.h — the one list of compute kernels, declared twice: dfq::cpu (the reference) and
+// dfq::cuda (the GPU twin, same name and same argument list).
+//
+// Rules (see ../shared/docs/style.md):
+//  - Kernels take raw pointers and small argument structs, never Tensor objects. All buffers are
+//    dense (C order) unless an argument says otherwise. float32 unless the type says otherwise.
+//  - Backward kernels say which outputs they overwrite (=) and which they accumulate into (+=).
+//  - CUDA kernels run on the engine's current stream (dfq::cuda::stream()) and are asynchronous;
+//    every pointer a CUDA kernel gets is a device pointer, unless its comment says "host".
+//  - Adding a kernel = one DFQ_KERNEL line in kernel_list.inc + a CPU definition + a CUDA
+//    definition. When CUDA is not built, cuda_stub.cpp defines every dfq::cuda kernel to throw
+//    "not implemented on CUDA"; when it is built, a missing twin is a link error.
+#pragma once
+#include <cstdint>
+
+namespace dfq {
+
+constexpr int kMaxDims = 6;
+
+// Convolution, NCHW input (N,C,H,W), weight (K,C/groups,R,S), output (N,K,P,Q).
+struct Conv2dArgs {
+  int N, C, H, W;        // input
+  int K, R, S;           // output channels, kernel height, kernel width
+  int stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups;
+  int P, Q;              // output height, width (filled by conv2d_out_size)
+};
+inline void conv2d_out_size(Conv2dArgs& a) {
+  a.P = (a.H + 2 * a.pad_h - a.dil_h * (a.R - 1) - 1) / a.stride_h + 1;
+  a.Q = (a.W + 2 * a.pad_w - a.dil_w * (a.S - 1) - 1) / a.stride_w + 1;
+}
+
+// Pooling (max and avg), NCHW, window R x S. Output (N,C,P,Q). PyTorch semantics, ceil_mode=false;
+// avg pooling counts padding in the divisor (count_include_pad=true, PyTorch's default).
+struct Pool2dArgs {
+  int N, C, H, W;
+  int R, S, stride_h, stride_w, pad_h, pad_w;
+  int P, Q;
+};
+inline void pool2d_out_size(Pool2dArgs& a) {
+  a.P = (a.H + 2 * a.pad_h - a.R) / a.stride_h + 1;
+  a.Q = (a.W + 2 * a.pad_w - a.S) / a.stride_w + 1;
+}
+
+// Batch norm over (N, C, HW): statistics per channel over N and HW. batch_norm1d uses HW = 1.
+struct BatchNormArgs {
+  int N, C, HW;
+  float eps;
+  float momentum;  // running = (1 - momentum) * running + momentum * batch (PyTorch convention)
+};
+
+// Broadcasting element-wise: out has shape[0..ndim), dense; a and b are read through their own
+// strides (0 on broadcast dimensions). Dims are padded on the left to ndim.
+struct BroadcastArgs {
+  int ndim;
+  int64_t shape[kMaxDims];
+  int64_t stride_a[kMaxDims];
+  int64_t stride_b[kMaxDims];
+};
+
+// A strided view of ndim dims read into a dense output of the same shape (contiguous(), expand).
+struct StridedArgs {
+  int ndim;
+  int64_t shape[kMaxDims];
+  int64_t stride[kMaxDims];  // in elements, may be 0 (broadcast)
+};
+
+// Reduction by summation: input dense of shape[0..ndim); output dense of the same shape with every
+// dimension where reduce[d] != 0 of size 1.
+struct ReduceArgs {
+  int ndim;
+  int64_t shape[kMaxDims];
+  int reduce[kMaxDims];
+};
+
+enum class UnaryOp : int {
+  Relu,       // y = max(x, 0)
+  LeakyRelu,  // y = x > 0 ? x : alpha * x
+  Tanh,
+  Sqrt,
+  Square,
+  Exp,
+  Log,
+  Neg,
+  AddScalar,  // y = x + alpha
+  MulScalar,  // y = x * alpha
+  Abs,
+  Sigmoid,
+};
+
+enum class BinaryOp : int { Add, Sub, Mul, Div };
+
+// SGD with PyTorch's semantics (torch.optim.SGD, dampening 0):
+//   g = grad + wd * p; buf = first ? g : momentum * buf + g; d = nesterov ? g + momentum * buf : buf;
+//   p -= lr * d. With momentum == 0 the buffer is not touched (may be null).
+struct SgdArgs {
+  float lr, momentum, weight_decay;
+  bool nesterov;
+  bool first_step;  // the momentum buffer is initialised with g on the first step
+};
+
+// Adam with PyTorch's semantics (torch.optim.Adam, amsgrad false, L2 weight decay added to grad):
+//   g = grad + wd * p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+//   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+struct AdamArgs {
+  float lr, beta1, beta2, eps, weight_decay;
+  int64_t step;  // t, 1-based, already incremented for this update
+};
+
+#define DFQ_KERNEL(name, params) void name params;
+namespace cpu {
+#include "engine/kernels/kernel_list.inc"
+}
+namespace cuda {
+#include "engine/kernels/kernel_list.inc"
+}
+#undef DFQ_KERNEL
+
+}  // namespace dfq

@@ -1,0 +1,76 @@
+// module.h — a minimal module system: named parameters (trainable tensors), buffers (running
+// statistics), children, train/eval mode and device moves. Names follow PyTorch's state_dict
+// ("layer1.0.conv1.weight"), so models can be loaded by name. Plus the three basic layers.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/ops.h"
+
+namespace dfq::nn {
+
+class Module {
+ public:
+  virtual ~Module() = default;
+  // Depth-first, in registration order, names joined with '.'.
+  std::vector<std::pair<std::string, Tensor>> named_parameters() const;
+  std::vector<std::pair<std::string, Tensor>> named_buffers() const;
+  std::vector<Tensor> parameters() const;
+  // Parameters and buffers in registration order (PyTorch's state_dict order per module).
+  std::vector<std::pair<std::string, Tensor>> state_dict() const;
+  void train(bool on = true);
+  void eval() { train(false); }
+  bool is_training() const { return training_; }
+  void zero_grad();
+  // Moves every parameter and buffer to d (in place: the registered tensors are replaced).
+  void to(Device d);
+  int64_t num_parameters() const;
+
+ protected:
+  Tensor& register_parameter(const std::string& name, Tensor t);
+  Tensor& register_buffer(const std::string& name, Tensor t);
+  template <class M>
+  std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
+    children_.push_back({name, m});
+    return m;
+  }
+  bool training_ = true;
+
+ private:
+  struct Entry { std::string name; Tensor t; bool is_param; };
+  std::vector<Entry> entries_;  // parameters and buffers, in registration order
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  void collect(const std::string& prefix, bool params, bool buffers, std::vector<std::pair<std::string, Tensor>>& out) const;
+};
+
+// PyTorch's default init: kaiming_uniform_(a=sqrt(5)) for weights, U(-1/sqrt(fan_in), ..) for bias.
+void default_init(Tensor& weight, Tensor* bias, int64_t fan_in, Generator& gen);
+
+class Conv2d : public Module {
+ public:
+  Conv2d(int in, int out, int kernel, Conv2dOptions o, bool bias, Generator& gen);
+  Tensor forward(const Tensor& x) const { return conv2d(x, weight, bias, opts); }
+  Tensor weight, bias;
+  Conv2dOptions opts;
+};
+
+class Linear : public Module {
+ public:
+  Linear(int in, int out, bool bias, Generator& gen);
+  Tensor forward(const Tensor& x) const { return linear(x, weight, bias); }
+  Tensor weight, bias;
+};
+
+// BatchNorm2d / BatchNorm1d (same module; the op takes (N,C,H,W) or (N,C)).
+class BatchNorm : public Module {
+ public:
+  explicit BatchNorm(int channels, float eps = 1e-5f, float momentum = 0.1f, bool affine = true);
+  Tensor forward(const Tensor& x, BatchStats* stats = nullptr);
+  Tensor weight, bias, running_mean, running_var, num_batches_tracked;
+  float eps, momentum;
+};
+
+}  // namespace dfq::nn
