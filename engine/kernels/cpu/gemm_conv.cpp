@@ -2,9 +2,11 @@
 // stride, padding, dilation). Convolution is im2col + cblas_sgemm (OpenBLAS), one GEMM per group
 // over a chunk of Nb images at once (so small P*Q still gives wide GEMMs); backward data is
 // GEMM + col2im, backward filter accumulates over chunks with beta = 1.
-// Rules: cblas is never called inside an OpenMP parallel region (OpenBLAS threads itself);
-// im2col / col2im / bias loops are OpenMP-parallel over rows or (image, channel) planes, so no two
-// threads write the same element and results do not depend on the thread count.
+// Rules: cblas is never called inside an OpenMP parallel region (OpenBLAS threads itself).
+// im2col / col2im / the (K, nb*PQ) packing run on one thread ON PURPOSE: they alternate with
+// sgemm calls chunk by chunk, and an OpenMP team between two threaded sgemms fights OpenBLAS's
+// still-spinning threads for the cores (measured 10-50x slower on a 2-core machine). Only the
+// once-per-call bias loops use OpenMP, over output planes / channels (deterministic).
 //
 // Column layout of a chunk of Nb images: col (C*R*S, Nb*P*Q), row (c*R + r)*S + s, column
 // nb*P*Q + p*Q + q. Group g owns rows [g*Cg*R*S, (g+1)*Cg*R*S).
@@ -13,6 +15,8 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <stdexcept>
+#include <string>
 
 #include "engine/kernels/cpu/common.h"
 #include "engine/kernels/kernels.h"
@@ -48,7 +52,26 @@ struct ConvPlan {
   bool direct;  // 1x1, stride 1, pad 0, one image per chunk: x itself is the column matrix
 };
 
+// Bad arguments throw std::invalid_argument before anything is touched (as the CUDA twins do).
+void check_conv_args(const Conv2dArgs& a) {
+  bool ok = a.N >= 0 && a.C >= 0 && a.H >= 0 && a.W >= 0 && a.K >= 0 && a.R >= 1 && a.S >= 1 && a.stride_h >= 1 &&
+            a.stride_w >= 1 && a.pad_h >= 0 && a.pad_w >= 0 && a.dil_h >= 1 && a.dil_w >= 1 && a.groups >= 1 &&
+            a.C % a.groups == 0 && a.K % a.groups == 0 && a.P >= 0 && a.Q >= 0;
+  if (ok) {
+    Conv2dArgs b = a;
+    conv2d_out_size(b);
+    ok = (b.P == a.P && b.Q == a.Q) || (a.P == 0 && b.P <= 0) || (a.Q == 0 && b.Q <= 0);
+  }
+  if (!ok)
+    throw std::invalid_argument("dfq: bad conv2d arguments (N,C,H,W=" + std::to_string(a.N) + "," + std::to_string(a.C) +
+                                "," + std::to_string(a.H) + "," + std::to_string(a.W) + " K=" + std::to_string(a.K) +
+                                " RxS=" + std::to_string(a.R) + "x" + std::to_string(a.S) +
+                                " groups=" + std::to_string(a.groups) + " PxQ=" + std::to_string(a.P) + "x" +
+                                std::to_string(a.Q) + ")");
+}
+
 ConvPlan plan_conv(const Conv2dArgs& a) {
+  check_conv_args(a);
   ConvPlan p;
   p.PQ = int64_t(a.P) * a.Q;
   p.HW = int64_t(a.H) * a.W;
@@ -71,7 +94,6 @@ std::unique_ptr<float[]> scratch(int64_t n) { return std::unique_ptr<float[]>(ne
 void im2col(const Conv2dArgs& a, const ConvPlan& pl, int nb, const float* x, float* col) {
   const int RS = a.R * a.S;
   const int64_t rows = pl.CRS, ld = int64_t(nb) * pl.PQ;
-#pragma omp parallel for collapse(2) schedule(static) if (rows * ld > kParMin)
   for (int64_t row = 0; row < rows; ++row) {
     for (int n = 0; n < nb; ++n) {
       int c = static_cast<int>(row / RS), r = static_cast<int>(row % RS) / a.S, s = static_cast<int>(row % a.S);
@@ -107,7 +129,6 @@ void im2col(const Conv2dArgs& a, const ConvPlan& pl, int nb, const float* x, flo
 void col2im(const Conv2dArgs& a, const ConvPlan& pl, int nb, const float* col, float* gx) {
   const int64_t ld = int64_t(nb) * pl.PQ;
   const int64_t planes = int64_t(nb) * a.C;
-#pragma omp parallel for schedule(static) if (planes * pl.HW * a.R * a.S > kParMin && planes > 1)
   for (int64_t t = 0; t < planes; ++t) {
     int n = static_cast<int>(t / a.C), c = static_cast<int>(t % a.C);
     float* g = gx + t * pl.HW;
@@ -135,7 +156,6 @@ void col2im(const Conv2dArgs& a, const ConvPlan& pl, int nb, const float* col, f
 // images (nb, K, PQ) -> cols (K, nb*PQ)
 void gather_kpq(int64_t K, int64_t PQ, int nb, const float* images, float* cols) {
   const int64_t ld = int64_t(nb) * PQ;
-#pragma omp parallel for collapse(2) schedule(static) if (K * ld > kParMin)
   for (int n = 0; n < nb; ++n)
     for (int64_t k = 0; k < K; ++k) std::memcpy(cols + k * ld + n * PQ, images + (n * K + k) * PQ, sizeof(float) * PQ);
 }
@@ -143,7 +163,6 @@ void gather_kpq(int64_t K, int64_t PQ, int nb, const float* images, float* cols)
 // cols (K, nb*PQ) -> images (nb, K, PQ)
 void scatter_kpq(int64_t K, int64_t PQ, int nb, const float* cols, float* images) {
   const int64_t ld = int64_t(nb) * PQ;
-#pragma omp parallel for collapse(2) schedule(static) if (K * ld > kParMin)
   for (int n = 0; n < nb; ++n)
     for (int64_t k = 0; k < K; ++k) std::memcpy(images + (n * K + k) * PQ, cols + k * ld + n * PQ, sizeof(float) * PQ);
 }
@@ -151,6 +170,7 @@ void scatter_kpq(int64_t K, int64_t PQ, int nb, const float* cols, float* images
 }  // namespace
 
 void conv2d_forward(const Conv2dArgs& a, const float* x, const float* w, const float* b, float* y) {
+  check_conv_args(a);
   if (a.N <= 0 || a.K <= 0 || a.P <= 0 || a.Q <= 0) return;
   const ConvPlan pl = plan_conv(a);
   const int64_t x_img = int64_t(a.C) * pl.HW, y_img = int64_t(a.K) * pl.PQ;
@@ -187,6 +207,7 @@ void conv2d_forward(const Conv2dArgs& a, const float* x, const float* w, const f
 }
 
 void conv2d_backward_data(const Conv2dArgs& a, const float* gy, const float* w, float* gx) {
+  check_conv_args(a);
   if (a.N <= 0 || a.C <= 0 || a.H <= 0 || a.W <= 0) return;
   const ConvPlan pl = plan_conv(a);
   const int64_t x_img = int64_t(a.C) * pl.HW, y_img = int64_t(a.K) * pl.PQ;
