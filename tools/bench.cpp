@@ -1,0 +1,125 @@
+// bench.cpp — engine throughput on this machine: conv2d 3x3 64->64 on 8x64x56x56 (forward, and
+// forward + backward data + backward filter), a linear layer (forward + backward), and a
+// conv-BN-ReLU stack trained one step (forward + backward through autograd). Prints one line
+// per case: "name  ms  GFLOP/s" (median of the timed repeats after a warm-up), the format that
+// tools/bench_torch.py prints too, so tools/bench.sh can put the two side by side as ratios.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "engine/io/flags.h"
+#include "engine/ops.h"
+
+using namespace dfq;
+
+namespace {
+
+const char* kUsage =
+    "usage: bench [--device cpu|cuda] [--repeats N] [--only NAME]\n"
+    "Times the engine's hot ops and prints: name, milliseconds, GFLOP/s.\n";
+
+double time_ms(const std::function<void()>& fn, int repeats, Device dev) {
+  fn();  // warm-up (allocator caches, cuDNN algorithm choice)
+  if (dev == Device::CUDA) cuda::synchronize();
+  std::vector<double> t;
+  for (int i = 0; i < repeats; ++i) {
+    auto a = std::chrono::steady_clock::now();
+    fn();
+    if (dev == Device::CUDA) cuda::synchronize();
+    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+void report(const std::string& name, double ms, double flops) {
+  std::printf("%-28s %10.3f ms %10.1f GFLOP/s\n", name.c_str(), ms, flops / (ms * 1e-3) / 1e9);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags flags(argc, argv, kUsage);
+  std::string device = flags.str("--device", "cpu");
+  int repeats = static_cast<int>(flags.integer("--repeats", 5));
+  std::string only = flags.str("--only", "");
+  flags.done();
+  if (device != "cpu" && device != "cuda") flags.fail("--device must be cpu or cuda");
+  if (repeats < 1) flags.fail("--repeats must be >= 1");
+  Device dev = device == "cuda" ? Device::CUDA : Device::CPU;
+  if (dev == Device::CUDA && !cuda::available()) {
+    std::fprintf(stderr, "bench: --device cuda, but no usable GPU: %s\n", cuda::describe().c_str());
+    return 1;
+  }
+  try {
+    Generator gen(0);
+    auto want = [&](const char* n) { return only.empty() || only == n; };
+    std::printf("# dfq bench, device %s%s\n", device_name(dev), dev == Device::CUDA ? (", " + cuda::describe()).c_str() : "");
+    // conv2d 3x3 64->64, 8x64x56x56, padding 1
+    if (want("conv3x3_fwd") || want("conv3x3_fwdbwd")) {
+      Tensor x = randn({8, 64, 56, 56}, gen, dev), w = randn({64, 64, 3, 3}, gen, dev, 0.f, 0.05f);
+      Conv2dOptions o;
+      o.padding = {1, 1};
+      double flops = 2.0 * 8 * 64 * 56 * 56 * 64 * 9;
+      if (want("conv3x3_fwd")) {
+        NoGradGuard ng;
+        report("conv3x3_fwd", time_ms([&] { conv2d(x, w, Tensor(), o); }, repeats, dev), flops);
+      }
+      if (want("conv3x3_fwdbwd")) {
+        x.set_requires_grad(true);
+        w.set_requires_grad(true);
+        Tensor g = randn({8, 64, 56, 56}, gen, dev);
+        report("conv3x3_fwdbwd", time_ms([&] {
+                 x.zero_grad();
+                 w.zero_grad();
+                 conv2d(x, w, Tensor(), o).backward(g);
+               }, repeats, dev), 3 * flops);
+      }
+    }
+    // linear 512 -> 1000 at batch 256, forward + backward
+    if (want("linear_fwdbwd")) {
+      Tensor x = randn({256, 512}, gen, dev).set_requires_grad(true);
+      Tensor w = randn({1000, 512}, gen, dev, 0.f, 0.05f).set_requires_grad(true);
+      Tensor b = Tensor::zeros({1000}, DType::F32, dev).set_requires_grad(true);
+      Tensor g = randn({256, 1000}, gen, dev);
+      report("linear_fwdbwd", time_ms([&] {
+               x.zero_grad();
+               w.zero_grad();
+               b.zero_grad();
+               linear(x, w, b).backward(g);
+             }, repeats, dev), 3 * 2.0 * 256 * 512 * 1000);
+    }
+    // conv-BN-ReLU x4, 64 channels, 56x56, batch 16, one training step's forward + backward
+    if (want("convstack_fwdbwd")) {
+      int n = dev == Device::CUDA ? 32 : 8;
+      Tensor x = randn({n, 64, 56, 56}, gen, dev);
+      std::vector<Tensor> ws, gs, bs;
+      for (int i = 0; i < 4; ++i) {
+        ws.push_back(randn({64, 64, 3, 3}, gen, dev, 0.f, 0.05f).set_requires_grad(true));
+        gs.push_back(Tensor::ones({64}, dev).set_requires_grad(true));
+        bs.push_back(Tensor::zeros({64}, DType::F32, dev).set_requires_grad(true));
+      }
+      Conv2dOptions o;
+      o.padding = {1, 1};
+      double flops = 4 * 3 * 2.0 * n * 64 * 56 * 56 * 64 * 9;
+      report("convstack_fwdbwd_n" + std::to_string(n), time_ms([&] {
+               Tensor h = x;
+               for (int i = 0; i < 4; ++i) h = relu(batch_norm(conv2d(h, ws[i], Tensor(), o), gs[i], bs[i], Tensor(), Tensor(), true));
+               mean(h).backward();
+               for (int i = 0; i < 4; ++i) {
+                 ws[i].zero_grad();
+                 gs[i].zero_grad();
+                 bs[i].zero_grad();
+               }
+             }, repeats, dev), flops);
+    }
+  } catch (const std::exception& ex) {
+    std::fprintf(stderr, "bench: %s\n", ex.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# bench.sh — runs the dfq bench and the same cases in PyTorch on this machine, then prints one
+# table: case, dfq ms, torch ms, dfq GFLOP/s, and the speed ratio (torch time / dfq time; > 1
+# means dfq is faster). Usage: tools/bench.sh [cpu|cuda] [BUILD_DIR]
+set -euo pipefail
+dev=${1:-cpu}
+build=${2:-build}
+here=$(cd "$(dirname "$0")/.." && pwd)
+dfq_out=$(mktemp); torch_out=$(mktemp)
+trap 'rm -f "$dfq_out" "$torch_out"' EXIT
+# the python3 that has torch: $PYTHON, else python3, else Debian's /usr/bin/python3
+py=${PYTHON:-python3}
+if ! "$py" -c 'import torch' 2>/dev/null; then py=/usr/bin/python3; fi
+"$here/$build/tools/bench" --device "$dev" | tee "$dfq_out"
+"$py" "$here/tools/bench_torch.py" --device "$dev" | tee "$torch_out"
+python3 - "$dfq_out" "$torch_out" <<'PY'
+import sys
+def read(p):
+    r = {}
+    for line in open(p):
+        if line.startswith('#') or not line.strip(): continue
+        f = line.split()
+        r[f[0]] = (float(f[1]), float(f[3]))
+    return r
+d, t = read(sys.argv[1]), read(sys.argv[2])
+print(f"\n{'case':<26}{'dfq ms':>10}{'torch ms':>10}{'dfq GFLOP/s':>13}{'torch/dfq time':>16}")
+for k in d:
+    if k in t:
+        print(f"{k:<26}{d[k][0]:>10.2f}{t[k][0]:>10.2f}{d[k][1]:>13.1f}{t[k][0]/d[k][0]:>16.2f}")
+PY

@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""bench_torch.py — the same cases as tools/bench.cpp, in PyTorch, in the same output format
+("name  ms  GFLOP/s"), so tools/bench.sh can print dfq / PyTorch ratios. A dev script: the
+product and its tests never need Python."""
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def time_ms(fn, repeats, cuda):
+    fn()
+    if cuda:
+        torch.cuda.synchronize()
+    ts = []
+    for _ in range(repeats):
+        a = time.perf_counter()
+        fn()
+        if cuda:
+            torch.cuda.synchronize()
+        ts.append((time.perf_counter() - a) * 1e3)
+    ts.sort()
+    return ts[len(ts) // 2]
+
+
+def report(name, ms, flops):
+    print(f"{name:<28} {ms:10.3f} ms {flops / (ms * 1e-3) / 1e9:10.1f} GFLOP/s", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    cuda = a.device == "cuda"
+    if cuda:
+        # TF32 off, as in dfq (quantization ranges are sensitive to it)
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True
+    else:
+        torch.set_num_threads(a.threads)
+    dev = torch.device(a.device)
+    print(f"# torch {torch.__version__} bench, device {a.device}"
+          + (f", {torch.cuda.get_device_name()}" if cuda else f", {torch.get_num_threads()} threads"))
+    torch.manual_seed(0)
+    x = torch.randn(8, 64, 56, 56, device=dev)
+    w = torch.randn(64, 64, 3, 3, device=dev) * 0.05
+    flops = 2.0 * 8 * 64 * 56 * 56 * 64 * 9
+    with torch.no_grad():
+        report("conv3x3_fwd", time_ms(lambda: F.conv2d(x, w, padding=1), a.repeats, cuda), flops)
+    xg = x.clone().requires_grad_()
+    wg = w.clone().requires_grad_()
+    g = torch.randn(8, 64, 56, 56, device=dev)
+
+    def conv_step():
+        xg.grad = None
+        wg.grad = None
+        F.conv2d(xg, wg, padding=1).backward(g)
+    report("conv3x3_fwdbwd", time_ms(conv_step, a.repeats, cuda), 3 * flops)
+
+    lx = torch.randn(256, 512, device=dev, requires_grad=True)
+    lw = (torch.randn(1000, 512, device=dev) * 0.05).requires_grad_()
+    lb = torch.zeros(1000, device=dev, requires_grad=True)
+    lg = torch.randn(256, 1000, device=dev)
+
+    def lin_step():
+        lx.grad = lw.grad = lb.grad = None
+        F.linear(lx, lw, lb).backward(lg)
+    report("linear_fwdbwd", time_ms(lin_step, a.repeats, cuda), 3 * 2.0 * 256 * 512 * 1000)
+
+    n = 32 if cuda else 8
+    sx = torch.randn(n, 64, 56, 56, device=dev)
+    ws = [(torch.randn(64, 64, 3, 3, device=dev) * 0.05).requires_grad_() for _ in range(4)]
+    gs = [torch.ones(64, device=dev, requires_grad=True) for _ in range(4)]
+    bs = [torch.zeros(64, device=dev, requires_grad=True) for _ in range(4)]
+
+    def stack_step():
+        h = sx
+        for i in range(4):
+            h = F.relu(F.batch_norm(F.conv2d(h, ws[i], padding=1), None, None, gs[i], bs[i], training=True))
+        h.mean().backward()
+        for t in ws + gs + bs:
+            t.grad = None
+    report(f"convstack_fwdbwd_n{n}", time_ms(stack_step, a.repeats, cuda), 4 * 3 * 2.0 * n * 64 * 56 * 56 * 64 * 9)
+
+
+if __name__ == "__main__":
+    main()
