@@ -164,7 +164,10 @@ std::string describe() {
   return p.line + ", cuDNN " + std::to_string(cudnn_version());
 }
 
-int sm_count() { return g_sm_count.load(std::memory_order_relaxed); }
+int sm_count() {
+  (void)probe();  // fills g_sm_count on first use
+  return g_sm_count.load(std::memory_order_relaxed);
+}
 
 cudaStream_t stream() {
   State& s = state();
