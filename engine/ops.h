@@ -69,7 +69,9 @@ Tensor sum_to(const Tensor& g, const Shape& shape);
 Tensor expand(const Tensor& x, const Shape& shape);
 
 // ---- reductions ------------------------------------------------------------------------------
-Tensor sum(const Tensor& x);  // all elements -> shape {1}... as a 0-d-like {1} tensor
+// Losses and full reductions return 0-d tensors (shape [], one element), as PyTorch.
+Tensor sum(const Tensor& x);  // all elements -> 0-d
+// Over dims (an empty list means every dim, as torch.sum(x, dim=[]) in PyTorch 1.13).
 Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim = false);
 Tensor mean(const Tensor& x);
 Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim = false);

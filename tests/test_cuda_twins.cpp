@@ -208,7 +208,7 @@ BroadcastArgs bcast(std::vector<int64_t> sa, std::vector<int64_t> sb, int64_t* n
   a.ndim = int(sa.size());
   int64_t ea = 1, eb = 1, eo = 1;
   for (int d = a.ndim - 1; d >= 0; --d) {
-    a.shape[d] = std::max(sa[d], sb[d]);
+    a.shape[d] = sa[d] == 1 ? sb[d] : sa[d];  // broadcasting: 1 stretches, 0 stays empty
     a.stride_a[d] = sa[d] == 1 ? 0 : ea;
     a.stride_b[d] = sb[d] == 1 ? 0 : eb;
     ea *= sa[d];
@@ -310,7 +310,8 @@ void add_reduce_rows() {
   const R rs[] = {{{5, 7, 11, 13}, {1, 0, 0, 0}}, {{5, 7, 11, 13}, {0, 1, 0, 0}}, {{5, 7, 11, 13}, {0, 0, 0, 1}},
                   {{5, 7, 11, 13}, {1, 0, 1, 0}}, {{5, 7, 11, 13}, {0, 1, 0, 1}}, {{5, 7, 11, 13}, {1, 1, 1, 1}},
                   {{5, 7, 11, 13}, {1, 0, 1, 1}}, {{5, 7, 11, 13}, {0, 0, 0, 0}}, {{64, 1000}, {1, 0}},
-                  {{3, 100003}, {0, 1}}, {{5, 1, 7}, {0, 1, 0}}, {{0, 5}, {1, 0}}, {{}, {}}};
+                  {{3, 100003}, {0, 1}}, {{1000, 1003}, {1, 1}}, {{6, 40000, 3}, {1, 1, 0}},
+                  {{5, 1, 7}, {0, 1, 0}}, {{0, 5}, {1, 0}}, {{}, {}}};
   for (const R& r : rs) {
     int64_t ni, no;
     ReduceArgs a = red(r.shape, r.mask, &ni, &no);
@@ -320,7 +321,8 @@ void add_reduce_rows() {
     // both sides sum in double; only the summation order differs
     row("reduce", name, {in_f("x", ni), out_f("y", no)}, 1e-6 * std::sqrt(terms), 1e-5, [=](auto k, const Bufs& b) { k.reduce_sum(a, b.f(0), b.f(1)); });
   }
-  const int cmv[][3] = {{5, 7, 143}, {1, 33, 1}, {64, 3, 1}, {2, 3, 3136}, {0, 4, 9}};
+  // the last rows split each channel over several blocks (HW >= 128 and HW < 128 loops)
+  const int cmv[][3] = {{5, 7, 143}, {1, 33, 1}, {64, 3, 1}, {2, 3, 3136}, {0, 4, 9}, {32, 5, 3136}, {512, 3, 49}};
   for (auto& s : cmv) {
     const int N = s[0], C = s[1], HW = s[2];
     row("reduce", "channel_mean_var N=" + std::to_string(N) + " C=" + std::to_string(C) + " HW=" + std::to_string(HW),
@@ -361,6 +363,7 @@ void add_conv_rows() {
       {"stem 7x7 s2 p3", conv(1, 3, 33, 33, 16, 7, 7, 2, 2, 3, 3, 1, 1, 1)},
       {"asymmetric 3x5 s(2,1) p(0,2) d(1,2)", conv(2, 5, 12, 15, 7, 3, 5, 2, 1, 0, 2, 1, 2, 1)},
       {"1x1 stride 2 downsample", conv(2, 16, 15, 15, 32, 1, 1, 2, 2, 0, 0, 1, 1, 1)},
+      {"batch 32 (split bias grad)", conv(32, 3, 24, 24, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1)},
   };
   for (const C& c : cs) {
     const Conv2dArgs a = c.a;
@@ -431,7 +434,7 @@ void add_pool_rows() {
 }
 
 void add_norm_rows() {
-  const int shapes[][3] = {{5, 7, 143}, {8, 33, 1}, {1, 3, 1}, {2, 64, 784}, {0, 4, 9}};
+  const int shapes[][3] = {{5, 7, 143}, {8, 33, 1}, {1, 3, 1}, {2, 64, 784}, {0, 4, 9}, {32, 5, 3136}, {512, 3, 49}};
   for (auto& s : shapes) {
     const BatchNormArgs a{s[0], s[1], s[2], 1e-5f, 0.1f};
     const int C = a.C;

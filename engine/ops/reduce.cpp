@@ -12,6 +12,8 @@ namespace dfq {
 namespace {
 std::vector<int64_t> norm_dims(const std::vector<int64_t>& dims, int64_t ndim, const char* op) {
   std::vector<int64_t> out;
+  if (dims.empty())  // every dim (PyTorch 1.13's dim=[])
+    for (int64_t d = 0; d < ndim; ++d) out.push_back(d);
   for (int64_t d : dims) out.push_back(norm_dim(d, ndim, op));
   std::sort(out.begin(), out.end());
   if (std::adjacent_find(out.begin(), out.end()) != out.end())

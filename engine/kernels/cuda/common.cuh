@@ -6,6 +6,7 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "engine/cuda/check.h"
@@ -86,6 +87,44 @@ __device__ __forceinline__ int64_t strided_offset(int64_t linear, int ndim, cons
     linear = q;
   }
   return off;
+}
+
+// ---- per-channel reductions over x laid out (N, C, HW), split over the batch ----------------------
+// Block (c, s) = (blockIdx.x, blockIdx.y) covers images [s * per, min((s + 1) * per, N)) of channel
+// c; a second kernel combines the S partial results of a channel in split order (deterministic).
+struct ChanSplit {
+  int N, C, HW, S, per;
+};
+
+// Enough blocks to fill the GPU, at least ~4096 elements per block.
+inline ChanSplit chan_split(int N, int C, int HW) {
+  ChanSplit s{N, C, HW, 1, N};
+  if (N <= 0 || C <= 0) return s;
+  const int64_t target = 4 * int64_t(sm_count());
+  int64_t S = (target + C - 1) / C;
+  const int64_t by_size = std::max<int64_t>(1, int64_t(N) * HW / 4096);
+  S = std::min<int64_t>({S, by_size, int64_t(N), 65535});
+  s.per = static_cast<int>((N + S - 1) / S);
+  s.S = (N + s.per - 1) / s.per;  // no empty split
+  return s;
+}
+
+// Calls f(offset) for the elements of this block's (channel, split) that this thread owns.
+template <typename F>
+__device__ __forceinline__ void chan_for_each(const ChanSplit& s, int c, int split, F f) {
+  const int n0 = split * s.per, n1 = min(n0 + s.per, s.N);
+  if (s.HW >= 128) {
+    for (int n = n0; n < n1; ++n) {
+      const int64_t base = (int64_t(n) * s.C + c) * s.HW;
+      for (int j = threadIdx.x; j < s.HW; j += blockDim.x) f(base + j);
+    }
+  } else {
+    const int64_t m = int64_t(n1 - n0) * s.HW;
+    for (int64_t i = threadIdx.x; i < m; i += blockDim.x) {
+      const int64_t n = n0 + i / s.HW, j = i - (i / s.HW) * s.HW;
+      f((n * s.C + c) * s.HW + j);
+    }
+  }
 }
 
 }  // namespace dfq::cuda::detail

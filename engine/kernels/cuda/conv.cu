@@ -217,17 +217,20 @@ __global__ void add_bias_planes_kernel(int64_t total, int K, int64_t PQ, const f
   DFQ_GRID_LOOP(i, total) y[i] += b[(i / PQ) % K];
 }
 
-// gb[k] = sum over n, p, q of gy (N, K, PQ); one block per k, double accumulation.
-__global__ void bias_grad_kernel(int N, int K, int64_t PQ, const float* gy, float* gb) {
-  const int64_t M = int64_t(N) * PQ;
-  for (int k = blockIdx.x; k < K; k += gridDim.x) {
+// gb[k] = sum over n, p, q of gy (N, K, PQ): partial sums in double on (k, batch split) blocks,
+// then one thread per k adds the splits in order.
+__global__ void bias_grad_partial_kernel(detail::ChanSplit sp, const float* gy, double* part) {
+  double s = 0;
+  detail::chan_for_each(sp, blockIdx.x, blockIdx.y, [&](int64_t o) { s += gy[o]; });
+  s = detail::block_sum(s);
+  if (threadIdx.x == 0) part[int64_t(blockIdx.x) * sp.S + blockIdx.y] = s;
+}
+
+__global__ void bias_grad_final_kernel(detail::ChanSplit sp, const double* part, float* gb) {
+  DFQ_GRID_LOOP(k, sp.C) {
     double s = 0;
-    for (int64_t i = threadIdx.x; i < M; i += blockDim.x) {
-      const int64_t n = i / PQ;
-      s += gy[(n * K + k) * PQ + (i - n * PQ)];
-    }
-    s = detail::block_sum(s);
-    if (threadIdx.x == 0) gb[k] = static_cast<float>(s);
+    for (int i = 0; i < sp.S; ++i) s += part[k * sp.S + i];
+    gb[k] = static_cast<float>(s);
   }
 }
 
@@ -285,8 +288,11 @@ void conv2d_backward_filter(const Conv2dArgs& a, const float* x, const float* gy
     if (a.N <= 0 || PQ <= 0) {
       fill(a.K, 0.f, gb);
     } else {
-      const unsigned grid = static_cast<unsigned>(std::min(a.K, 65535));
-      DFQ_LAUNCH(bias_grad_kernel, grid, 512, a.N, a.K, PQ, gy, gb);
+      if (PQ > INT32_MAX) throw std::invalid_argument("dfq: cuda conv2d_backward_filter: P*Q too large");
+      const detail::ChanSplit sp = detail::chan_split(a.N, a.K, static_cast<int>(PQ));
+      DeviceBuffer part(size_t(a.K) * sp.S * sizeof(double));
+      DFQ_LAUNCH(bias_grad_partial_kernel, dim3(a.K, sp.S), detail::kThreads, sp, gy, part.as<double>());
+      DFQ_LAUNCH(bias_grad_final_kernel, grid_for(a.K), detail::kThreads, sp, part.as<const double>(), gb);
     }
   }
   if (wn <= 0) return;

@@ -1,8 +1,9 @@
 // reduce.cu — CUDA twin of reduce_sum (engine/kernels/cpu/reduce.cpp).
 // Rules: dims are merged into alternating kept / reduced groups exactly as the CPU does; each
 // output is summed in double (per thread, then a block tree), so results are close to the CPU's
-// (also double) but not bit-equal. Small reductions use one thread per output, large ones one block
-// per output. An empty reduced set writes 0; nothing reduced is a copy.
+// (also double) but not bit-equal. Short reductions use one thread per output, long ones blocks per
+// output (split over several blocks when there are few outputs, partials added in a fixed order:
+// deterministic). An empty reduced set writes 0; nothing reduced is a copy.
 #include <algorithm>
 #include <stdexcept>
 
@@ -17,23 +18,43 @@ struct Groups {
   int64_t rsize[kMaxDims], rstride[kMaxDims];  // reduced groups, outer to inner
 };
 
+// Offset of reduced index r (one reduced group: a plain stride, no division).
+__device__ __forceinline__ int64_t red_offset(const Groups& g, int64_t r) {
+  return g.nr == 1 ? r * g.rstride[0] : detail::strided_offset(r, g.nr, g.rsize, g.rstride);
+}
+
 __global__ void reduce_thread_kernel(Groups g, int64_t out_n, int64_t R, const float* x, float* y) {
   DFQ_GRID_LOOP(o, out_n) {
     const int64_t base = detail::strided_offset(o, g.nk, g.ksize, g.kstride);
     double acc = 0;
-    for (int64_t r = 0; r < R; ++r) acc += x[base + detail::strided_offset(r, g.nr, g.rsize, g.rstride)];
+    for (int64_t r = 0; r < R; ++r) acc += x[base + red_offset(g, r)];
     y[o] = static_cast<float>(acc);
   }
 }
 
-__global__ void reduce_block_kernel(Groups g, int64_t out_n, int64_t R, const float* x, float* y) {
-  for (int64_t o = blockIdx.x; o < out_n; o += gridDim.x) {  // uniform over the block
-    const int64_t base = detail::strided_offset(o, g.nk, g.ksize, g.kstride);
+// Block (o, s): output o, reduced indices [s * chunk, min((s + 1) * chunk, R)); with S == 1 the
+// result goes to y, else to part[o * S + s] (double) for reduce_final_kernel.
+__global__ void reduce_block_kernel(Groups g, int64_t R, int64_t chunk, int S, const float* x, float* y,
+                                    double* part) {
+  const int64_t o = blockIdx.x;
+  const int s = blockIdx.y;
+  const int64_t base = detail::strided_offset(o, g.nk, g.ksize, g.kstride);
+  const int64_t r1 = min(R, (s + 1) * chunk);
+  double acc = 0;
+  for (int64_t r = s * chunk + threadIdx.x; r < r1; r += blockDim.x) acc += x[base + red_offset(g, r)];
+  acc = detail::block_sum(acc);
+  if (threadIdx.x == 0) {
+    if (part) part[o * S + s] = acc;
+    else y[o] = static_cast<float>(acc);
+  }
+}
+
+// y[o] = sum of the S partials of output o, in split order (deterministic).
+__global__ void reduce_final_kernel(int64_t out_n, int S, const double* part, float* y) {
+  DFQ_GRID_LOOP(o, out_n) {
     double acc = 0;
-    for (int64_t r = threadIdx.x; r < R; r += blockDim.x)
-      acc += x[base + detail::strided_offset(r, g.nr, g.rsize, g.rstride)];
-    acc = detail::block_sum(acc);
-    if (threadIdx.x == 0) y[o] = static_cast<float>(acc);
+    for (int s = 0; s < S; ++s) acc += part[o * S + s];
+    y[o] = static_cast<float>(acc);
   }
 }
 
@@ -86,13 +107,27 @@ void reduce_sum(const ReduceArgs& a, const float* x, float* y) {
     return;
   }
   const int64_t R = total / out_n;
-  const bool per_block = R > 128 && !(out_n >= 65536 && R <= 1024);
-  if (per_block) {
-    const unsigned grid = static_cast<unsigned>(std::min<int64_t>(out_n, int64_t(1) << 20));
-    DFQ_LAUNCH(reduce_block_kernel, grid, detail::kThreads, g, out_n, R, x, y);
-  } else {
+  const bool per_block = R > 128 && !(out_n >= 65536 && R <= 1024) && out_n < (int64_t(1) << 31);
+  if (!per_block) {
     DFQ_LAUNCH(reduce_thread_kernel, grid_for(out_n), detail::kThreads, g, out_n, R, x, y);
+    return;
   }
+  // Few outputs, long reductions: split each output's range over S blocks (>= 4096 elements each).
+  const int64_t target = 4 * int64_t(sm_count());
+  int64_t S = std::min<int64_t>({(target + out_n - 1) / out_n, (R + 4095) / 4096, 65535});
+  if (S < 1) S = 1;
+  const int64_t chunk = (R + S - 1) / S;
+  S = (R + chunk - 1) / chunk;
+  if (S == 1) {
+    DFQ_LAUNCH(reduce_block_kernel, dim3(static_cast<unsigned>(out_n), 1), detail::kThreads, g, R, chunk, 1, x, y,
+               nullptr);
+    return;
+  }
+  DeviceBuffer part(size_t(out_n) * size_t(S) * sizeof(double));
+  DFQ_LAUNCH(reduce_block_kernel, dim3(static_cast<unsigned>(out_n), static_cast<unsigned>(S)), detail::kThreads, g,
+             R, chunk, static_cast<int>(S), x, y, part.as<double>());
+  DFQ_LAUNCH(reduce_final_kernel, grid_for(out_n), detail::kThreads, out_n, static_cast<int>(S),
+             part.as<const double>(), y);
 }
 
 }  // namespace dfq::cuda
