@@ -65,6 +65,11 @@ if [ -d "$ROOT/.deps" ]; then
   export LD_LIBRARY_PATH=$ROOT/.deps/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   echo "deps: using $ROOT/.deps"
 fi
+# Golden fixtures: ../shared/golden does not travel to the GPU machine; a copy in .golden does.
+if [ ! -d "$ROOT/../shared/golden" ] && [ -d "$ROOT/.golden" ]; then
+  CMAKE_ARGS+=(-DDFQ_GOLDEN_DIR="$ROOT/.golden")
+  echo "golden: using $ROOT/.golden"
+fi
 # cuDNN: the toolkit's, else the one PyTorch ships (nvidia-cudnn wheel: include/ and lib/libcudnn.so.9)
 have_cudnn=0
 for d in /usr/include /usr/local/cuda/include /usr/include/x86_64-linux-gnu; do

@@ -14,4 +14,6 @@ cp -L $ob/libopenblas.so.0 .deps/lib/libopenblas.so.0
 ln -s libopenblas.so.0 .deps/lib/libopenblas.so
 for l in libgfortran.so.5 libquadmath.so.0 libz.so.1; do cp -L /lib/x86_64-linux-gnu/$l .deps/lib/; done
 ln -s libz.so.1 .deps/lib/libz.so
-du -sh .deps
+# the golden fixtures the tests read (../shared does not travel to the GPU machine)
+rm -rf .golden && mkdir -p .golden && cp -r ../shared/golden/losses .golden/
+du -sh .deps .golden
