@@ -445,11 +445,10 @@ TEST_CASE("cpu kernel: sgd and adam against double loops") {
   }
   std::vector<float> p = p0, m(n, 0.f), v(n, 0.f);
   std::vector<double> pd(p0.begin(), p0.end()), md(n, 0), vd(n, 0);
-  // the reference uses the float-rounded hyper-parameters the kernel receives (0.999f != 0.999:
-  // 1 - beta2 differs by 5e-5 relative)
-  const double lr = 1e-2f, b1 = 0.9f, b2 = 0.999f, eps = 1e-8f, wd = 1e-3f;
+  // AdamArgs carries doubles, as PyTorch's hyper-parameters; the reference uses the same values
+  const double lr = 1e-2, b1 = 0.9, b2 = 0.999, eps = 1e-8, wd = 1e-3;
   for (int t = 1; t <= 3; ++t) {
-    dfq::AdamArgs a{float(lr), float(b1), float(b2), float(eps), float(wd), t};
+    dfq::AdamArgs a{lr, b1, b2, eps, wd, t};
     cpu::adam_update(a, n, p.data(), grads[t - 1]->data(), m.data(), v.data());
     for (int64_t i = 0; i < n; ++i) {
       double g = (*grads[t - 1])[i] + wd * pd[i];

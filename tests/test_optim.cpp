@@ -126,9 +126,9 @@ TEST_CASE("optim: SGD nesterov without momentum is rejected") {
 }
 
 TEST_CASE("optim: Adam with and without weight decay") {
-  for (float wd : {0.f, 0.1f}) {
+  for (double wd : {0.0, 0.1}) {
     CAPTURE(wd);
-    AdamOptions o{0.01f, 0.9f, 0.999f, 1e-8f, wd};
+    AdamOptions o{0.01, 0.9, 0.999, 1e-8, wd};
     Tensor p = Tensor::from_vector(kP0, {3, 2});
     Tensor late = Tensor::from_vector({0.25f, -0.75f}, {2});  // gets its first gradient at step 2
     Adam opt({p, late}, o);

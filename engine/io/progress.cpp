@@ -29,10 +29,13 @@ void Progress::finish(const std::string& status) { draw(total_, status, true); }
 void Progress::draw(int64_t done, const std::string& status, bool final) {
   auto now = std::chrono::steady_clock::now();
   int64_t pct = done * 100 / total_;
+  if (finished_) return;
   if (!final) {
     if (tty_ && std::chrono::duration<double>(now - last_draw_).count() < 0.1) return;
     if (!tty_ && pct / 10 == last_pct_ / 10) return;
+    if (!tty_ && pct >= 100) return;  // the final line comes from finish()
   }
+  finished_ = final;
   last_draw_ = now;
   last_pct_ = pct;
   double el = elapsed_s();

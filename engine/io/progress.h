@@ -18,7 +18,7 @@ class Progress {
  private:
   std::string label_;
   int64_t total_, last_pct_ = -1;
-  bool tty_;
+  bool tty_, finished_ = false;
   std::chrono::steady_clock::time_point start_, last_draw_;
   void draw(int64_t done, const std::string& status, bool final);
 };

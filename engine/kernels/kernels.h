@@ -101,8 +101,10 @@ struct SgdArgs {
 // Adam with PyTorch's semantics (torch.optim.Adam, amsgrad false, L2 weight decay added to grad):
 //   g = grad + wd * p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
 //   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+// The hyper-parameters are doubles, as PyTorch's Python floats: 1 - beta is formed in double and
+// then rounded to float, exactly as torch.optim does for float32 parameters.
 struct AdamArgs {
-  float lr, beta1, beta2, eps, weight_decay;
+  double lr, beta1, beta2, eps, weight_decay;
   int64_t step;  // t, 1-based, already incremented for this update
 };
 

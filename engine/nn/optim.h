@@ -48,8 +48,8 @@ class SGD final : public Optimizer {
   int64_t steps_ = 0;
 };
 
-struct AdamOptions {
-  float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.f;
+struct AdamOptions {  // doubles, as PyTorch's Python floats (see AdamArgs)
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
 };
 class Adam final : public Optimizer {
  public:

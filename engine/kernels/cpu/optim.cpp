@@ -34,12 +34,14 @@ void adam_update(const AdamArgs& a, int64_t n, float* p, const float* g, float* 
   const double bc2 = 1.0 - std::pow(double(a.beta2), double(a.step));
   const float step_size = static_cast<float>(a.lr / bc1);
   const float bc2_sqrt = static_cast<float>(std::sqrt(bc2));
-  const float b1 = a.beta1, b2 = a.beta2, eps = a.eps, wd = a.weight_decay;
+  const float b1 = static_cast<float>(a.beta1), b2 = static_cast<float>(a.beta2), eps = static_cast<float>(a.eps),
+              wd = static_cast<float>(a.weight_decay);
+  const float omb1 = static_cast<float>(1.0 - a.beta1), omb2 = static_cast<float>(1.0 - a.beta2);  // PyTorch: alpha=1-beta
 #pragma omp parallel for schedule(static) if (n > kParMin)
   for (int64_t i = 0; i < n; ++i) {
     const float gi = g[i] + wd * p[i];
-    const float mi = b1 * m[i] + (1.f - b1) * gi;
-    const float vi = b2 * v[i] + (1.f - b2) * gi * gi;
+    const float mi = b1 * m[i] + omb1 * gi;
+    const float vi = b2 * v[i] + omb2 * gi * gi;
     m[i] = mi;
     v[i] = vi;
     p[i] -= step_size * mi / (std::sqrt(vi) / bc2_sqrt + eps);

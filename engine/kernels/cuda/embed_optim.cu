@@ -41,17 +41,18 @@ __global__ void sgd_kernel(SgdArgs a, int64_t n, float* p, const float* g, float
   }
 }
 
-// step_size = lr / (1 - b1^t), bc2_sqrt = sqrt(1 - b2^t), computed on the host in double.
-__global__ void adam_kernel(AdamArgs a, float step_size, float bc2_sqrt, int64_t n, float* p, const float* g, float* m,
-                            float* v) {
+// Float constants formed on the host from AdamArgs' doubles, as the CPU kernel forms them.
+struct AdamConsts { float b1, b2, omb1, omb2, eps, wd, step_size, bc2_sqrt; };
+__global__ void adam_kernel(AdamConsts c, int64_t n, float* p, const float* g, float* m, float* v) {
   DFQ_GRID_LOOP(i, n) {
     float gi = g[i];
-    if (a.weight_decay != 0.f) gi = gi + a.weight_decay * p[i];
-    const float mi = a.beta1 * m[i] + (1.f - a.beta1) * gi;
-    const float vi = a.beta2 * v[i] + (1.f - a.beta2) * gi * gi;
+    if (c.wd != 0.f) gi = gi + c.wd * p[i];
+    const float mi = c.b1 * m[i] + c.omb1 * gi;
+    const float vi = c.b2 * v[i] + c.omb2 * gi * gi;
     m[i] = mi;
     v[i] = vi;
-    const float denom = sqrtf(vi) / bc2_sqrt + a.eps;
+    const float denom = sqrtf(vi) / c.bc2_sqrt + c.eps;
+    const float step_size = c.step_size;
     p[i] -= step_size * mi / denom;
   }
 }
@@ -81,9 +82,10 @@ void adam_update(const AdamArgs& a, int64_t n, float* p, const float* g, float* 
   if (a.step < 1) throw std::invalid_argument("dfq: cuda adam_update: step must be >= 1");
   const double bc1 = 1.0 - std::pow(double(a.beta1), double(a.step));
   const double bc2 = 1.0 - std::pow(double(a.beta2), double(a.step));
-  const float step_size = static_cast<float>(double(a.lr) / bc1);
-  const float bc2_sqrt = static_cast<float>(std::sqrt(bc2));
-  DFQ_LAUNCH(adam_kernel, grid_for(n), detail::kThreads, a, step_size, bc2_sqrt, n, p, g, m, v);
+  AdamConsts c{static_cast<float>(a.beta1), static_cast<float>(a.beta2), static_cast<float>(1.0 - a.beta1),
+               static_cast<float>(1.0 - a.beta2), static_cast<float>(a.eps), static_cast<float>(a.weight_decay),
+               static_cast<float>(a.lr / bc1), static_cast<float>(std::sqrt(bc2))};
+  DFQ_LAUNCH(adam_kernel, grid_for(n), detail::kThreads, c, n, p, g, m, v);
 }
 
 }  // namespace dfq::cuda
