@@ -101,6 +101,7 @@ BatchNorm::BatchNorm(int channels, float eps_, float momentum_, bool affine) : e
   num_batches_tracked = register_buffer("num_batches_tracked", Tensor::zeros({}, DType::I64));
 }
 Tensor BatchNorm::forward(const Tensor& x, BatchStats* stats) {
+  if (input_hook) input_hook(x);
   if (training_) {
     // num_batches_tracked lives on the host-side counter only when on the CPU; it is bookkeeping.
     if (num_batches_tracked.device() == Device::CPU) num_batches_tracked.data<int64_t>()[0] += 1;

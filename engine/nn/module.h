@@ -2,6 +2,7 @@
 // statistics), children, train/eval mode and device moves. Names follow PyTorch's state_dict
 // ("layer1.0.conv1.weight"), so models can be loaded by name. Plus the three basic layers.
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -49,19 +50,29 @@ class Module {
 // PyTorch's default init: kaiming_uniform_(a=sqrt(5)) for weights, U(-1/sqrt(fan_in), ..) for bias.
 void default_init(Tensor& weight, Tensor* bias, int64_t fan_in, Generator& gen);
 
+// Hooks for quantization (issue 6): weight_hook, when set, maps the weight (and bias_hook the
+// bias) before every use, e.g. a fake-quantizer; it must be differentiable if training needs it.
+using TensorHook = std::function<Tensor(const Tensor&)>;
+
 class Conv2d : public Module {
  public:
   Conv2d(int in, int out, int kernel, Conv2dOptions o, bool bias, Generator& gen);
-  Tensor forward(const Tensor& x) const { return conv2d(x, weight, bias, opts); }
+  Tensor forward(const Tensor& x) const {
+    return conv2d(x, weight_hook ? weight_hook(weight) : weight, (bias.defined() && bias_hook) ? bias_hook(bias) : bias, opts);
+  }
   Tensor weight, bias;
   Conv2dOptions opts;
+  TensorHook weight_hook, bias_hook;
 };
 
 class Linear : public Module {
  public:
   Linear(int in, int out, bool bias, Generator& gen);
-  Tensor forward(const Tensor& x) const { return linear(x, weight, bias); }
+  Tensor forward(const Tensor& x) const {
+    return linear(x, weight_hook ? weight_hook(weight) : weight, (bias.defined() && bias_hook) ? bias_hook(bias) : bias);
+  }
   Tensor weight, bias;
+  TensorHook weight_hook, bias_hook;
 };
 
 // BatchNorm2d / BatchNorm1d (same module; the op takes (N,C,H,W) or (N,C)).
@@ -71,6 +82,9 @@ class BatchNorm : public Module {
   Tensor forward(const Tensor& x, BatchStats* stats = nullptr);
   Tensor weight, bias, running_mean, running_var, num_batches_tracked;
   float eps, momentum;
+  // Called with the BN layer's input before normalising (the BN-statistics losses of ZeroQ and
+  // GDFQ read it; it keeps its autograd history).
+  std::function<void(const Tensor& input)> input_hook;
 };
 
 }  // namespace dfq::nn
