@@ -1,0 +1,61 @@
+// image.h — decoding images (stb_image: JPEG baseline/progressive, PNG, BMP, PNM) to 8-bit RGB, and
+// torchvision's ImageNet eval transform done exactly as PIL / torchvision do it:
+//   Resize(256)      shorter side to 256, the other int(256 * long / short) (torchvision's rounding),
+//                    PIL's ImagingResample with the bilinear (triangle) filter: support scaled by the
+//                    downscale factor (antialiasing), horizontal pass then vertical pass, 22-bit
+//                    fixed-point coefficients and a round-to-uint8 between the passes;
+//   CenterCrop(224)  offsets int(round((size - 224) / 2.0)) with Python's half-to-even round; zero
+//                    padding (torchvision's split) where the image is smaller than the crop;
+//   ToTensor         u8 / 255 (float32);  Normalize  (x - mean) / std (float32), CHW layout.
+// Rules: images are interleaved (H,W,3) uint8, rows top to bottom. Grey and grey+alpha images are
+// replicated to RGB, alpha is dropped (as PIL's convert('RGB')); EXIF orientation and colour profiles
+// are ignored (as PIL without exif_transpose). 16-bit PNGs are reduced to 8 bits by stb (>> 8).
+// Every error names the file. All functions are thread-safe (no global state).
+#pragma once
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/tensor.h"
+
+namespace dfq {
+
+struct ImageU8 {
+  int64_t h = 0, w = 0;
+  std::vector<uint8_t> data;  // (H,W,3) interleaved RGB
+  uint8_t* px(int64_t y, int64_t x) { return data.data() + (y * w + x) * 3; }
+  const uint8_t* px(int64_t y, int64_t x) const { return data.data() + (y * w + x) * 3; }
+};
+
+// Decodes a file to RGB. Throws std::runtime_error("dfq: cannot decode image <path>: <reason>").
+ImageU8 load_image_rgb(const std::string& path);
+// Decodes an in-memory encoded image; `name` only appears in error messages.
+ImageU8 decode_image_rgb(const uint8_t* bytes, int64_t size, const std::string& name);
+// Writes an RGB PNG (written to a temporary name, then renamed). Throws naming the file on failure.
+void save_png(const std::string& path, const ImageU8& img);
+
+// PIL's Image.resize(size, BILINEAR) on an RGB image (bit-exact with Pillow's 8-bit path).
+ImageU8 resize_bilinear_pil(const ImageU8& img, int64_t out_h, int64_t out_w);
+// torchvision Resize(size) for an int size: the output (h, w) for an input (h, w).
+std::array<int64_t, 2> resized_shorter_side(int64_t h, int64_t w, int64_t size);
+// torchvision CenterCrop((crop_h, crop_w)), zero-padded where the image is smaller.
+ImageU8 center_crop(const ImageU8& img, int64_t crop_h, int64_t crop_w);
+
+struct NormalizeParams {
+  std::array<float, 3> mean{0.485f, 0.456f, 0.406f};  // ImageNet
+  std::array<float, 3> std{0.229f, 0.224f, 0.225f};
+};
+// ToTensor + Normalize: writes (3,H,W) float32 to out.
+void to_normalized_chw(const ImageU8& img, const NormalizeParams& norm, float* out);
+
+// The ImageNet eval transform (Resize(resize) + CenterCrop(crop) + ToTensor + Normalize).
+struct EvalTransform {
+  int64_t resize = 256, crop = 224;
+  NormalizeParams norm;
+  Shape out_shape() const { return {3, crop, crop}; }
+  void apply(const ImageU8& img, float* out) const;  // out: (3,crop,crop)
+  Tensor operator()(const ImageU8& img) const;       // f32 (3,crop,crop) CPU
+};
+
+}  // namespace dfq
