@@ -3,10 +3,9 @@
 // over a chunk of Nb images at once (so small P*Q still gives wide GEMMs); backward data is
 // GEMM + col2im, backward filter accumulates over chunks with beta = 1.
 // Rules: cblas is never called inside an OpenMP parallel region (OpenBLAS threads itself).
-// im2col / col2im / the (K, nb*PQ) packing run on one thread ON PURPOSE: they alternate with
-// sgemm calls chunk by chunk, and an OpenMP team between two threaded sgemms fights OpenBLAS's
-// still-spinning threads for the cores (measured 10-50x slower on a 2-core machine). Only the
-// once-per-call bias loops use OpenMP, over output planes / channels (deterministic).
+// The engine links OpenBLAS's OpenMP build, so BLAS and these loops share one OpenMP thread pool:
+// im2col / col2im / the (K, nb*PQ) packing are parallel over independent rows / planes (with the
+// pthread build of OpenBLAS the two pools fought for the cores, 10-50x slower on 2 cores).
 //
 // Column layout of a chunk of Nb images: col (C*R*S, Nb*P*Q), row (c*R + r)*S + s, column
 // nb*P*Q + p*Q + q. Group g owns rows [g*Cg*R*S, (g+1)*Cg*R*S).
@@ -94,6 +93,7 @@ std::unique_ptr<float[]> scratch(int64_t n) { return std::unique_ptr<float[]>(ne
 void im2col(const Conv2dArgs& a, const ConvPlan& pl, int nb, const float* x, float* col) {
   const int RS = a.R * a.S;
   const int64_t rows = pl.CRS, ld = int64_t(nb) * pl.PQ;
+#pragma omp parallel for schedule(static) if (rows * ld > kParMin && rows > 1)
   for (int64_t row = 0; row < rows; ++row) {
     for (int n = 0; n < nb; ++n) {
       int c = static_cast<int>(row / RS), r = static_cast<int>(row % RS) / a.S, s = static_cast<int>(row % a.S);
@@ -129,6 +129,7 @@ void im2col(const Conv2dArgs& a, const ConvPlan& pl, int nb, const float* x, flo
 void col2im(const Conv2dArgs& a, const ConvPlan& pl, int nb, const float* col, float* gx) {
   const int64_t ld = int64_t(nb) * pl.PQ;
   const int64_t planes = int64_t(nb) * a.C;
+#pragma omp parallel for schedule(static) if (planes * pl.HW > kParMin && planes > 1)
   for (int64_t t = 0; t < planes; ++t) {
     int n = static_cast<int>(t / a.C), c = static_cast<int>(t % a.C);
     float* g = gx + t * pl.HW;
@@ -156,6 +157,7 @@ void col2im(const Conv2dArgs& a, const ConvPlan& pl, int nb, const float* col, f
 // images (nb, K, PQ) -> cols (K, nb*PQ)
 void gather_kpq(int64_t K, int64_t PQ, int nb, const float* images, float* cols) {
   const int64_t ld = int64_t(nb) * PQ;
+#pragma omp parallel for collapse(2) schedule(static) if (K * ld > kParMin)
   for (int n = 0; n < nb; ++n)
     for (int64_t k = 0; k < K; ++k) std::memcpy(cols + k * ld + n * PQ, images + (n * K + k) * PQ, sizeof(float) * PQ);
 }
@@ -163,6 +165,7 @@ void gather_kpq(int64_t K, int64_t PQ, int nb, const float* images, float* cols)
 // cols (K, nb*PQ) -> images (nb, K, PQ)
 void scatter_kpq(int64_t K, int64_t PQ, int nb, const float* cols, float* images) {
   const int64_t ld = int64_t(nb) * PQ;
+#pragma omp parallel for collapse(2) schedule(static) if (K * ld > kParMin)
   for (int n = 0; n < nb; ++n)
     for (int64_t k = 0; k < K; ++k) std::memcpy(images + (n * K + k) * PQ, cols + k * ld + n * PQ, sizeof(float) * PQ);
 }
