@@ -3,7 +3,7 @@
 # machine; sudo is used when not root). The CUDA toolkit (nvcc, cuBLAS, cuDNN 9) is optional:
 # CMake builds the CUDA backend when it finds it under /usr/local/cuda.
 set -euo pipefail
-pkgs=(build-essential cmake libopenblas-openmp-dev libopenblas-dev doctest-dev libstb-dev zlib1g-dev dataset-fashion-mnist)
+pkgs=(build-essential cmake libopenblas-openmp-dev libopenblas-dev doctest-dev libstb-dev zlib1g-dev dataset-fashion-mnist clang libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
