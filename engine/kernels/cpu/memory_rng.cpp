@@ -1,6 +1,7 @@
 // memory_rng.cpp — CPU reference kernels: fill, copies (dense, strided, blocks), dtype casts and the
 // Philox random draws. Rules: element i of a draw is exactly philox::*_at(seed, offset, i), the same
 // function the CUDA twins call, so CPU and GPU give identical numbers for the same (seed, offset).
+#include <cmath>
 #include <cstring>
 #include <stdexcept>
 
@@ -76,13 +77,29 @@ void i64_to_f32(int64_t n, const int64_t* x, float* y) {
 
 // ---- Philox draws: each element independent, so any thread split gives the same numbers ----------
 void philox_normal(int64_t n, uint64_t seed, uint64_t offset, float mean, float stddev, float* y) {
+  const int64_t blocks = (n + 3) / 4;
 #pragma omp parallel for schedule(static) if (n > 4096)
-  for (int64_t i = 0; i < n; ++i) y[i] = philox::normal_at(seed, offset, i, mean, stddev);
+  for (int64_t b = 0; b < blocks; ++b) {
+    philox::U4 r = philox::philox4x32_10(offset + static_cast<uint64_t>(b), seed);
+    for (int64_t base = 0; base < 4 && 4 * b + base < n; base += 2) {  // Box-Muller pairs (0,1), (2,3)
+      double u1 = (static_cast<double>(r.x[base] >> 8) + 1.0) * (1.0 / 16777216.0);
+      double u2 = philox::to_unit(r.x[base + 1]);
+      double rad = std::sqrt(-2.0 * std::log(u1)), ang = 6.283185307179586476925 * u2;
+      y[4 * b + base] = static_cast<float>(mean + stddev * (rad * std::cos(ang)));
+      if (4 * b + base + 1 < n) y[4 * b + base + 1] = static_cast<float>(mean + stddev * (rad * std::sin(ang)));
+    }
+  }
 }
 
+// One Philox block per 4 elements (the same arithmetic as uniform_at / normal_at, bit for bit).
 void philox_uniform(int64_t n, uint64_t seed, uint64_t offset, float lo, float hi, float* y) {
+  const int64_t blocks = (n + 3) / 4;
 #pragma omp parallel for schedule(static) if (n > 4096)
-  for (int64_t i = 0; i < n; ++i) y[i] = philox::uniform_at(seed, offset, i, lo, hi);
+  for (int64_t b = 0; b < blocks; ++b) {
+    philox::U4 r = philox::philox4x32_10(offset + static_cast<uint64_t>(b), seed);
+    for (int64_t l = 0; l < 4 && 4 * b + l < n; ++l)
+      y[4 * b + l] = static_cast<float>(lo + (static_cast<double>(hi) - lo) * philox::to_unit(r.x[l]));
+  }
 }
 
 void philox_randint(int64_t n, uint64_t seed, uint64_t offset, int64_t lo, int64_t hi, int64_t* y) {
