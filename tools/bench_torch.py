@@ -86,6 +86,26 @@ def main():
             t.grad = None
     report(f"convstack_fwdbwd_n{n}", time_ms(stack_step, a.repeats, cuda), 4 * 3 * 2.0 * n * 64 * 56 * 56 * 64 * 9)
 
+    try:
+        import torchvision
+    except ImportError:
+        print("# torchvision missing: ResNet18 cases skipped")
+        return
+    m = torchvision.models.resnet18(num_classes=10).to(dev).eval()
+    rx = torch.randn(256, 3, 32, 32, device=dev)
+    with torch.no_grad():
+        report("resnet18_32px_fwd_b256", time_ms(lambda: m(rx), a.repeats, cuda), 256 * 2 * 0.03716e9)
+    n = 32 if cuda else 4
+    m = torchvision.models.resnet18(num_classes=1000).to(dev).train()
+    tx = torch.randn(n, 3, 224, 224, device=dev)
+    ty = torch.randint(0, 1000, (n,), device=dev)
+
+    def rn_step():
+        loss = F.cross_entropy(m(tx), ty)
+        m.zero_grad(set_to_none=True)
+        loss.backward()
+    report(f"resnet18_224_fwdbwd_b{n}", time_ms(rn_step, a.repeats, cuda), n * 3 * 2 * 1.8186e9)
+
 
 if __name__ == "__main__":
     main()
