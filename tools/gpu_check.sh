@@ -103,7 +103,14 @@ if [ "$built" = 1 ]; then
     echo "golden: pth/fmnist_resnet18*.pth not carried (45 MB each): test cases named *fmnist* excluded"
     TEST_ARGS+=(-tce='*fmnist*')
   fi
-  step tests 240 "$ROOT/$BUILD/dfq_tests" "${TEST_ARGS[@]}" || true
+  if [ ! -d /usr/share/datasets/fashion-mnist ] && [ -d "$ROOT/.golden/fashion-mnist" ]; then
+    export DFQ_FASHION_MNIST_DIR=$ROOT/.golden/fashion-mnist
+    echo "data: Fashion-MNIST test split from $DFQ_FASHION_MNIST_DIR"
+  fi
+  # The CPU reference suite runs with 2 threads, as CI's 2-core machine: the generator golden's
+  # gradients match PyTorch to 1e-9 with 2 OpenBLAS threads but drift by up to ~1 % of max|r| with
+  # 1 or >= 6 (under investigation, see docs/gpu_results.md). The cuda suite gets every core below.
+  step tests 240 env OMP_NUM_THREADS=2 "$ROOT/$BUILD/dfq_tests" "${TEST_ARGS[@]}" || true
   SAN=$(command -v compute-sanitizer || true)
   [ -z "$SAN" ] && [ -x /usr/local/cuda/compute-sanitizer/compute-sanitizer ] && SAN=/usr/local/cuda/compute-sanitizer/compute-sanitizer
   if [ -n "$SAN" ]; then

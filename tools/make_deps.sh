@@ -22,4 +22,6 @@ for d in losses generator imagenet_resnet18 imagenet_vgg16_bn fmnist_resnet18 qu
   [ -d ../shared/golden/$d ] && cp -r ../shared/golden/$d .golden/
 done
 cp ../shared/golden/pth/tiny_* .golden/pth/
+# Fashion-MNIST's test split (the data tests read it; DFQ_FASHION_MNIST_DIR points there)
+mkdir -p .golden/fashion-mnist && cp /usr/share/datasets/fashion-mnist/t10k-* .golden/fashion-mnist/
 du -sh .deps .golden

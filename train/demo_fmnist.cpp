@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
   float lr = static_cast<float>(flags.number("--lr", 0.05));
   uint64_t seed = static_cast<uint64_t>(flags.integer("--seed", 0));
   std::string device = flags.str("--device", "cpu");
-  std::string dir = flags.str("--data", kFashionMnistDir);
+  std::string dir = flags.str("--data", fashion_mnist_dir());
   flags.done();
   if (epochs < 1 || batch < 2) flags.fail("--epochs must be >= 1 and --batch_size >= 2");
   if (device != "cpu" && device != "cuda") flags.fail("--device must be cpu or cuda, got '" + device + "'");

@@ -222,8 +222,10 @@ FashionMnistDataset::FashionMnistDataset(const std::string& split, const std::st
   else if (split == "test") prefix = "t10k";
   else throw std::runtime_error("dfq: Fashion-MNIST split must be 'train' or 'test', got '" + split + "'");
   if (aug.max_shift < 0 || aug.max_shift > 16) throw std::runtime_error("dfq: Fashion-MNIST max_shift must be in [0, 16]");
-  images_ = load_idx_images(idx_file(dir, prefix + "-images-idx3-ubyte"));
-  labels_ = load_idx_labels(idx_file(dir, prefix + "-labels-idx1-ubyte"));
+  // the default folder may be overridden by DFQ_FASHION_MNIST_DIR (see idx.h)
+  const std::string d = dir == kFashionMnistDir ? fashion_mnist_dir() : dir;
+  images_ = load_idx_images(idx_file(d, prefix + "-images-idx3-ubyte"));
+  labels_ = load_idx_labels(idx_file(d, prefix + "-labels-idx1-ubyte"));
   n_ = images_.size(0);
   if (images_.size(1) != 28 || images_.size(2) != 28 || labels_.size(0) != n_)
     throw std::runtime_error("dfq: Fashion-MNIST files in " + dir + ": expected 28x28 images and one label per image");

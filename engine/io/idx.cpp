@@ -3,6 +3,7 @@
 
 #include <zlib.h>
 
+#include <cstdlib>
 #include <memory>
 #include <stdexcept>
 #include <vector>
@@ -30,6 +31,11 @@ Tensor load_idx_images(const std::string& path) {
   int64_t n = be32(d.data() + 4), h = be32(d.data() + 8), w = be32(d.data() + 12);
   if (static_cast<int64_t>(d.size()) != 16 + n * h * w) throw std::runtime_error("dfq: " + path + ": truncated IDX image file");
   return Tensor::from_vector_u8(std::vector<uint8_t>(d.begin() + 16, d.end()), {n, h, w});
+}
+
+std::string fashion_mnist_dir() {
+  const char* env = std::getenv("DFQ_FASHION_MNIST_DIR");
+  return env && *env ? std::string(env) : std::string(kFashionMnistDir);
 }
 
 Tensor load_idx_labels(const std::string& path) {

@@ -11,5 +11,8 @@ Tensor load_idx_images(const std::string& path);  // u8 (N,H,W)
 Tensor load_idx_labels(const std::string& path);  // i64 (N)
 // Where Debian's dataset-fashion-mnist puts the files.
 inline const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+// kFashionMnistDir, unless the environment variable DFQ_FASHION_MNIST_DIR names another folder
+// (e.g. a copy carried to a machine without Debian's package).
+std::string fashion_mnist_dir();
 
 }  // namespace dfq
