@@ -30,6 +30,11 @@ void synchronize();
 // TF32 tensor-core math in cuBLAS / cuDNN: off by default (quantization ranges are sensitive).
 void set_tf32(bool on);
 bool tf32();
+// cuDNN convolution algorithms: by heuristics (default; the same choice every run) or measured
+// once per shape with cudnnFind* (faster; like torch.backends.cudnn.benchmark). Set before use:
+// a shape's choice is cached with the first call.
+void set_conv_benchmark(bool on);
+bool conv_benchmark();
 // Pinned host memory for loaders.
 void* alloc_pinned(std::size_t bytes);
 void free_pinned(void* p);

@@ -23,6 +23,8 @@ void copy_d2d(void*, const void*, std::size_t) { not_built("cuda::copy_d2d"); }
 void synchronize() {}
 void set_tf32(bool) {}
 bool tf32() { return false; }
+void set_conv_benchmark(bool) {}
+bool conv_benchmark() { return false; }
 void* alloc_pinned(std::size_t) { not_built("cuda::alloc_pinned"); }
 void free_pinned(void*) {}
 }  // namespace dfq::cuda

@@ -19,7 +19,9 @@ using namespace dfq;
 namespace {
 
 const char* kUsage =
-    "usage: bench [--device cpu|cuda] [--repeats N] [--only NAME]\n"
+    "usage: bench [--device cpu|cuda] [--repeats N] [--only NAME] [--cudnn_heuristics]\n"
+    "On CUDA, convolution algorithms are measured once per shape (cudnnFind, as PyTorch's\n"
+    "cudnn.benchmark in bench_torch.py) unless --cudnn_heuristics.\n"
     "Times the engine's hot ops and prints: name, milliseconds, GFLOP/s.\n";
 
 double time_ms(const std::function<void()>& fn, int repeats, Device dev) {
@@ -48,6 +50,7 @@ int main(int argc, char** argv) {
   std::string device = flags.str("--device", "cpu");
   int repeats = static_cast<int>(flags.integer("--repeats", 5));
   std::string only = flags.str("--only", "");
+  bool heuristics = flags.boolean("--cudnn_heuristics");
   flags.done();
   if (device != "cpu" && device != "cuda") flags.fail("--device must be cpu or cuda");
   if (repeats < 1) flags.fail("--repeats must be >= 1");
@@ -56,6 +59,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench: --device cuda, but no usable GPU: %s\n", cuda::describe().c_str());
     return 1;
   }
+  if (dev == Device::CUDA) cuda::set_conv_benchmark(!heuristics);
   try {
     Generator gen(0);
     auto want = [&](const char* n) { return only.empty() || only == n; };

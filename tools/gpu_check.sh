@@ -107,10 +107,7 @@ if [ "$built" = 1 ]; then
     export DFQ_FASHION_MNIST_DIR=$ROOT/.golden/fashion-mnist
     echo "data: Fashion-MNIST test split from $DFQ_FASHION_MNIST_DIR"
   fi
-  # The CPU reference suite runs with 2 threads, as CI's 2-core machine: the generator golden's
-  # gradients match PyTorch to 1e-9 with 2 OpenBLAS threads but drift by up to ~1 % of max|r| with
-  # 1 or >= 6 (under investigation, see docs/gpu_results.md). The cuda suite gets every core below.
-  step tests 240 env OMP_NUM_THREADS=2 "$ROOT/$BUILD/dfq_tests" "${TEST_ARGS[@]}" || true
+  step tests 240 "$ROOT/$BUILD/dfq_tests" "${TEST_ARGS[@]}" || true
   SAN=$(command -v compute-sanitizer || true)
   [ -z "$SAN" ] && [ -x /usr/local/cuda/compute-sanitizer/compute-sanitizer ] && SAN=/usr/local/cuda/compute-sanitizer/compute-sanitizer
   if [ -n "$SAN" ]; then

@@ -297,6 +297,12 @@ void set_tf32(bool on) {
 
 bool tf32() { return g_tf32.load(); }
 
+namespace {
+std::atomic<bool> g_conv_benchmark{false};
+}
+void set_conv_benchmark(bool on) { g_conv_benchmark = on; }
+bool conv_benchmark() { return g_conv_benchmark; }
+
 void* alloc_pinned(std::size_t bytes) {
   void* p = nullptr;
   if (bytes == 0) return nullptr;

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/device.h"
 #include "engine/kernels/cuda/common.cuh"
 
 namespace dfq::cuda {
@@ -141,7 +142,7 @@ cudnnStatus_t workspace_size(cudnnHandle_t h, const Plan& p, Dir dir, int algo, 
   }
 }
 
-// Picks from heuristic results (any of the three perf struct types).
+// Picks from heuristic or measured results (any of the three perf struct types), in their order.
 template <typename Perf>
 void pick(cudnnHandle_t h, Plan& p, Dir dir, const std::vector<Perf>& perf, bool tf32, const Conv2dArgs& a) {
   const cudnnConvolutionDescriptor_t cd = p.conv[dir].get();
@@ -175,22 +176,33 @@ void choose_algo(cudnnHandle_t h, Plan& p, Dir dir, bool tf32, const Conv2dArgs&
   if (dir == kFwd) {
     DFQ_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max_n));
     std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(std::max(max_n, 1));
-    DFQ_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, p.x.get(), p.w.get(), cd, p.y.get(), max_n, &got,
-                                                           perf.data()));
+    if (conv_benchmark())  // measured by cuDNN (sorted by time), like torch.backends.cudnn.benchmark
+      DFQ_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(h, p.x.get(), p.w.get(), cd, p.y.get(), max_n, &got, perf.data()));
+    else
+      DFQ_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, p.x.get(), p.w.get(), cd, p.y.get(), max_n, &got,
+                                                             perf.data()));
     perf.resize(std::clamp(got, 0, max_n));
     pick(h, p, dir, perf, tf32, a);
   } else if (dir == kBwdData) {
     DFQ_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max_n));
     std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perf(std::max(max_n, 1));
-    DFQ_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p.w.get(), p.y.get(), cd, p.x.get(), max_n, &got,
+    if (conv_benchmark())
+      DFQ_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(h, p.w.get(), p.y.get(), cd, p.x.get(), max_n, &got,
                                                                 perf.data()));
+    else
+      DFQ_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p.w.get(), p.y.get(), cd, p.x.get(), max_n, &got,
+                                                                  perf.data()));
     perf.resize(std::clamp(got, 0, max_n));
     pick(h, p, dir, perf, tf32, a);
   } else {
     DFQ_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max_n));
     std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perf(std::max(max_n, 1));
-    DFQ_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p.x.get(), p.y.get(), cd, p.w.get(), max_n,
-                                                                  &got, perf.data()));
+    if (conv_benchmark())
+      DFQ_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(h, p.x.get(), p.y.get(), cd, p.w.get(), max_n, &got,
+                                                                  perf.data()));
+    else
+      DFQ_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p.x.get(), p.y.get(), cd, p.w.get(), max_n,
+                                                                    &got, perf.data()));
     perf.resize(std::clamp(got, 0, max_n));
     pick(h, p, dir, perf, tf32, a);
   }
@@ -200,7 +212,7 @@ void choose_algo(cudnnHandle_t h, Plan& p, Dir dir, bool tf32, const Conv2dArgs&
 const Plan& plan_for(const Conv2dArgs& a, Dir dir, cudnnHandle_t* h_out) {
   const bool tf = tf32();
   const Key key{a.N, a.C, a.H, a.W, a.K, a.R, a.S, a.stride_h, a.stride_w, a.pad_h, a.pad_w,
-                a.dil_h, a.dil_w, a.groups, a.P, a.Q, tf ? 1 : 0};
+                a.dil_h, a.dil_w, a.groups, a.P, a.Q, (tf ? 1 : 0) | (conv_benchmark() ? 2 : 0)};
   CudnnState& s = cstate();
   std::lock_guard<std::mutex> lock(s.mu);
   cudnnHandle_t h = handle_locked(s);
