@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/io/flags.h"
+#include "engine/nn/optim.h"
 #include "engine/ops.h"
 #include "models/registry.h"
 
@@ -131,6 +132,26 @@ int main(int argc, char** argv) {
       Tensor x = randn({256, 3, 32, 32}, gen, dev);
       // FLOPs = 2 * MACs; 1.8186 GMAC per image at 224 scales with the area: 0.0372 GMAC at 32
       report("resnet18_32px_fwd_b256", time_ms([&] { m->forward(x); }, repeats, dev), 256 * 2 * 0.03716e9);
+    }
+    // ResNet18 (10 classes) at 32x32, one SGD training step at batch 128 (train_fp's inner loop)
+    if (want("resnet18_32px_train")) {
+      auto m = models::create_model("resnet18", 10, 0, false);
+      m->to(dev);
+      m->train();
+      SgdOptions so;
+      so.lr = 0.01f;
+      so.momentum = 0.9f;
+      so.nesterov = true;
+      so.weight_decay = 5e-4f;
+      SGD opt(m->parameters(), so);
+      Tensor x = randn({128, 3, 32, 32}, gen, dev);
+      Tensor y = randint({128}, 0, 10, gen, dev);
+      report("resnet18_32px_train_b128", time_ms([&] {
+               Tensor loss = cross_entropy(m->forward(x), y);
+               opt.zero_grad();
+               loss.backward();
+               opt.step();
+             }, repeats, dev), 128 * 3 * 2 * 0.03716e9);
     }
     // ResNet18 (1000 classes) at 224x224, one training step's forward + backward (batch 32 on the
     // GPU, 4 on the CPU)
