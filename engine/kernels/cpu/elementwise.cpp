@@ -6,6 +6,7 @@
 
 #include "engine/kernels/cpu/common.h"
 #include "engine/kernels/kernels.h"
+#include "engine/kernels/shape_util.h"
 
 namespace dfq::cpu {
 using detail::kParMin;
@@ -92,18 +93,9 @@ void binary_impl(const BroadcastArgs& a, const float* x, const float* y, float* 
   int64_t total = detail::prod(nd, a.shape);
   if (total == 0) return;
   // Fold the dims into one row when both operands are dense (or a whole operand is a scalar).
-  bool dense_x = true, dense_y = true, scalar_x = true, scalar_y = true;
-  int64_t expect = 1;
-  for (int d = nd - 1; d >= 0; --d) {
-    if (a.shape[d] != 1) {
-      dense_x &= a.stride_a[d] == expect;
-      dense_y &= a.stride_b[d] == expect;
-      scalar_x &= a.stride_a[d] == 0;
-      scalar_y &= a.stride_b[d] == 0;
-    }
-    expect *= a.shape[d];
-  }
-  if ((dense_x || scalar_x) && (dense_y || scalar_y)) {
+  const BroadcastKind kind = broadcast_kind(a);
+  const bool dense_x = kind.dense_x, dense_y = kind.dense_y;
+  if (kind.flat()) {
     int64_t sx = dense_x ? 1 : 0, sy = dense_y ? 1 : 0;
     constexpr int64_t kChunk = 1 << 14;
     int64_t chunks = (total + kChunk - 1) / kChunk;

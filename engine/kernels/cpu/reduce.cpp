@@ -7,6 +7,7 @@
 
 #include "engine/kernels/cpu/common.h"
 #include "engine/kernels/kernels.h"
+#include "engine/kernels/shape_util.h"
 
 namespace dfq::cpu {
 using detail::kParMin;
@@ -26,22 +27,7 @@ void reduce_sum(const ReduceArgs& a, const float* x, float* y) {
     std::fill(y, y + out_n, 0.f);
     return;
   }
-  for (int d = 0; d < a.ndim; ++d) {
-    if (a.shape[d] == 1) continue;
-    bool r = a.reduce[d] != 0;
-    if (m > 0 && red[m - 1] == r) {
-      size[m - 1] *= a.shape[d];
-    } else {
-      size[m] = a.shape[d];
-      red[m] = r;
-      ++m;
-    }
-  }
-  int64_t s = 1;
-  for (int g = m - 1; g >= 0; --g) {
-    stride[g] = s;
-    s *= size[g];
-  }
+  m = reduce_groups(a, size, red, stride);
   // Kept and reduced groups, outer to inner.
   int64_t ksize[kMaxDims], kstride[kMaxDims], rsize[kMaxDims], rstride[kMaxDims];
   int nk = 0, nr = 0;

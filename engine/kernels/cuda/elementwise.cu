@@ -4,6 +4,7 @@
 // ulp, not bit for bit); one thread per output element in grid-stride loops; x may alias y in
 // unary_forward (each element is read before it is written by the same thread).
 #include "engine/kernels/cuda/common.cuh"
+#include "engine/kernels/shape_util.h"
 
 namespace dfq::cuda {
 namespace {
@@ -97,18 +98,9 @@ void binary_impl(const BroadcastArgs& a, const float* x, const float* y, float* 
   int64_t total = 1;
   for (int d = 0; d < a.ndim; ++d) total *= a.shape[d];
   if (total <= 0) return;
-  bool dense_x = true, dense_y = true, scalar_x = true, scalar_y = true;
-  int64_t expect = 1;
-  for (int d = a.ndim - 1; d >= 0; --d) {
-    if (a.shape[d] != 1) {
-      dense_x &= a.stride_a[d] == expect;
-      dense_y &= a.stride_b[d] == expect;
-      scalar_x &= a.stride_a[d] == 0;
-      scalar_y &= a.stride_b[d] == 0;
-    }
-    expect *= a.shape[d];
-  }
-  if ((dense_x || scalar_x) && (dense_y || scalar_y)) {
+  const BroadcastKind kind = broadcast_kind(a);
+  const bool dense_x = kind.dense_x, dense_y = kind.dense_y;
+  if (kind.flat()) {
     DFQ_LAUNCH(binary_flat_kernel<OP>, grid_for(total), detail::kThreads, total, x, dense_x ? 1 : 0, y,
                dense_y ? 1 : 0, out);
   } else {

@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "engine/kernels/cuda/common.cuh"
+#include "engine/kernels/shape_util.h"
 
 namespace dfq::cuda {
 namespace {
@@ -75,23 +76,7 @@ void reduce_sum(const ReduceArgs& a, const float* x, float* y) {
   // Merge dims into alternating kept / reduced groups (size-1 dims dropped), as the CPU does.
   int64_t size[kMaxDims], stride[kMaxDims];
   bool red[kMaxDims];
-  int m = 0;
-  for (int d = 0; d < a.ndim; ++d) {
-    if (a.shape[d] == 1) continue;
-    const bool r = a.reduce[d] != 0;
-    if (m > 0 && red[m - 1] == r) {
-      size[m - 1] *= a.shape[d];
-    } else {
-      size[m] = a.shape[d];
-      red[m] = r;
-      ++m;
-    }
-  }
-  int64_t s = 1;
-  for (int i = m - 1; i >= 0; --i) {
-    stride[i] = s;
-    s *= size[i];
-  }
+  const int m = reduce_groups(a, size, red, stride);
   Groups g;
   for (int i = 0; i < m; ++i) {
     if (red[i]) {
