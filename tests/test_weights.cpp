@@ -180,7 +180,7 @@ TEST_CASE("weights: load_state_dict copies by name and names every problem at on
   CHECK(msg2.find("bn.bias") == std::string::npos);
 }
 
-TEST_CASE("weights: convert_weights converts, and on bad input exits non-zero leaving no file") {
+TEST_CASE("weights: convert_weights converts fmnist_resnet18.pth, and on bad input exits non-zero leaving no file") {
   TempDir dir("cli");
   const std::string out = dir / "out.bin";
   auto no_output = [&] { return !fs::exists(out) && !fs::exists(out + ".tmp"); };
