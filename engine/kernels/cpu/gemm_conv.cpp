@@ -105,8 +105,8 @@ void im2col(const Conv2dArgs& a, const ConvPlan& pl, int nb, const float* x, flo
       int q_hi = a.W - w_off <= 0 ? 0 : (a.W - w_off + a.stride_w - 1) / a.stride_w;
       q_lo = std::min(q_lo, a.Q);
       q_hi = std::max(q_lo, std::min(q_hi, a.Q));
-      // plain loops, not memcpy / fill calls: rows are short (Q = 1..56) and the calls cost more
-      // than the copies at ResNet's small feature maps
+      // plain loops for short rows (ResNet's small feature maps: a call costs more than the copy),
+      // memcpy for long ones
       for (int p = 0; p < a.P; ++p) {
         int h = p * a.stride_h - a.pad_h + r * a.dil_h;
         float* d = dst + int64_t(p) * a.Q;
@@ -116,7 +116,9 @@ void im2col(const Conv2dArgs& a, const ConvPlan& pl, int nb, const float* x, flo
         }
         const float* xr = xc + int64_t(h) * a.W + w_off;
         for (int q = 0; q < q_lo; ++q) d[q] = 0.f;
-        if (a.stride_w == 1) {
+        if (a.stride_w == 1 && q_hi - q_lo >= 16) {
+          std::memcpy(d + q_lo, xr + q_lo, sizeof(float) * (q_hi - q_lo));  // long rows: memcpy wins
+        } else if (a.stride_w == 1) {
           for (int q = q_lo; q < q_hi; ++q) d[q] = xr[q];
         } else {
           for (int q = q_lo; q < q_hi; ++q) d[q] = xr[int64_t(q) * a.stride_w];
