@@ -89,6 +89,15 @@ ConvPlan plan_conv(const Conv2dArgs& a) {
 
 std::unique_ptr<float[]> scratch(int64_t n) { return std::unique_ptr<float[]>(new float[std::max<int64_t>(n, 1)]); }
 
+// The output columns q whose input column q*stride_w + w_off lies inside [0, W): [*lo, *hi),
+// clamped to [0, Q). Shared by im2col and col2im.
+void valid_q_range(const Conv2dArgs& a, int w_off, int* lo, int* hi) {
+  int q_lo = w_off >= 0 ? 0 : (-w_off + a.stride_w - 1) / a.stride_w;
+  int q_hi = a.W - w_off <= 0 ? 0 : (a.W - w_off + a.stride_w - 1) / a.stride_w;
+  *lo = std::min(q_lo, a.Q);
+  *hi = std::max(*lo, std::min(q_hi, a.Q));
+}
+
 // col (CRS, nb*PQ) from images x[0..nb) (each (C,H,W)).
 void im2col(const Conv2dArgs& a, const ConvPlan& pl, int nb, const float* x, float* col) {
   const int RS = a.R * a.S;
@@ -100,11 +109,8 @@ void im2col(const Conv2dArgs& a, const ConvPlan& pl, int nb, const float* x, flo
       const float* xc = x + (int64_t(n) * a.C + c) * pl.HW;
       float* dst = col + row * ld + int64_t(n) * pl.PQ;
       int w_off = s * a.dil_w - a.pad_w;
-      // valid q: 0 <= q*stride_w + w_off < W
-      int q_lo = w_off >= 0 ? 0 : (-w_off + a.stride_w - 1) / a.stride_w;
-      int q_hi = a.W - w_off <= 0 ? 0 : (a.W - w_off + a.stride_w - 1) / a.stride_w;
-      q_lo = std::min(q_lo, a.Q);
-      q_hi = std::max(q_lo, std::min(q_hi, a.Q));
+      int q_lo, q_hi;
+      valid_q_range(a, w_off, &q_lo, &q_hi);
       // plain loops for short rows (ResNet's small feature maps: a call costs more than the copy),
       // memcpy for long ones
       for (int p = 0; p < a.P; ++p) {
@@ -142,10 +148,8 @@ void col2im(const Conv2dArgs& a, const ConvPlan& pl, int nb, const float* col, f
       for (int s = 0; s < a.S; ++s) {
         const float* src = col + ((int64_t(c) * a.R + r) * a.S + s) * ld + int64_t(n) * pl.PQ;
         int w_off = s * a.dil_w - a.pad_w;
-        int q_lo = w_off >= 0 ? 0 : (-w_off + a.stride_w - 1) / a.stride_w;
-        int q_hi = a.W - w_off <= 0 ? 0 : (a.W - w_off + a.stride_w - 1) / a.stride_w;
-        q_lo = std::min(q_lo, a.Q);
-        q_hi = std::max(q_lo, std::min(q_hi, a.Q));
+        int q_lo, q_hi;
+        valid_q_range(a, w_off, &q_lo, &q_hi);
         for (int p = 0; p < a.P; ++p) {
           int h = p * a.stride_h - a.pad_h + r * a.dil_h;
           if (h < 0 || h >= a.H) continue;
