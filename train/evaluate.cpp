@@ -4,14 +4,17 @@
 #include <fstream>
 
 #include "engine/io/flags.h"
+#include "engine/io/json_out.h"
 #include "models/eval.h"
+#include "quant/qmodel.h"
 
 using namespace dfq;
 
 static const char* kUsage =
     "usage: evaluate -a ARCH --weights FILE (--dataset fashion-mnist | --data DIR [--labels FILE])\n"
     "                [--batch_size N] [--device cpu|cuda] [--json PATH]\n"
-    "Evaluates a model (weights from tools/convert_weights) and prints top-1 / top-5.\n"
+    "Evaluates a model (weights from tools/convert_weights, or a quantized model saved by\n"
+    "zeroq_main / gdfq_main --save) and prints top-1 / top-5.\n"
     "  -a, --arch NAME     torchvision architecture; checked against the weight file (optional)\n"
     "  --weights FILE      dfq flat weight file (.bin)\n"
     "  --dataset NAME      fashion-mnist (the 10,000 test images)\n"
@@ -34,21 +37,22 @@ int main(int argc, char** argv) {
   try {
     Device dev = models::parse_device(device);
     auto ds = models::open_dataset(dataset, data, labels);
-    auto model = models::load_model(weights, arch, dev);
+    // A quantized model (zeroq_main / gdfq_main --save) carries its bits and ranges: rebuilt as such.
+    std::unique_ptr<quant::QuantizedModel> qm;
+    std::shared_ptr<models::Model> model;
+    if (quant::is_quantized_file(weights)) {
+      qm = quant::load_quantized(weights, arch, dev);
+      model = qm->model_ptr();
+      std::printf("quantized model: %s\n", qm->config().str().c_str());
+    } else {
+      model = models::load_model(weights, arch, dev);
+    }
     std::printf("%s, %d classes, %lld parameters, on %s; %lld images\n", model->arch.c_str(), model->num_classes,
                 (long long)model->num_parameters(), device_name(dev), (long long)ds->size());
     models::EvalResult r = models::evaluate(*model, *ds, dev, batch, "evaluate");
     std::printf("top-1 %.2f %%  top-5 %.2f %%  (%lld images, %.1f images/s, %.1f s)\n", r.top1(), r.top5(),
                 (long long)r.images, r.images_per_s(), r.seconds);
-    if (!json.empty()) {
-      std::string tmp = json + ".tmp";
-      {
-        std::ofstream f(tmp);
-        f << "{\"top1\": " << r.top1() << ", \"top5\": " << r.top5() << ", \"images\": " << r.images << "}\n";
-        if (!f) throw std::runtime_error("cannot write " + tmp);
-      }
-      if (std::rename(tmp.c_str(), json.c_str()) != 0) throw std::runtime_error("cannot write " + json);
-    }
+    if (!json.empty()) JsonReport().num("top1", r.top1()).num("top5", r.top5()).num("images", double(r.images)).write(json);
   } catch (const std::exception& ex) {
     std::fprintf(stderr, "evaluate: %s\n", ex.what());
     return 1;

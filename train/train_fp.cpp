@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "engine/io/flags.h"
+#include "engine/io/json_out.h"
 #include "engine/io/loader.h"
 #include "engine/io/progress.h"
 #include "engine/io/weights.h"
@@ -125,13 +126,8 @@ int main(int argc, char** argv) {
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf("done: %s test top-1 %.2f %%, top-5 %.2f %% after %d epochs in %s; weights in %s\n", arch.c_str(), r.top1(),
                 r.top5(), epochs, format_duration(secs).c_str(), out.c_str());
-    if (!json.empty()) {
-      FILE* f = std::fopen((json + ".tmp").c_str(), "w");
-      if (!f) throw std::runtime_error("cannot write " + json);
-      std::fprintf(f, "{\"top1\": %.2f, \"top5\": %.2f, \"seconds\": %.1f, \"epochs\": %d}\n", r.top1(), r.top5(), secs, epochs);
-      std::fclose(f);
-      std::filesystem::rename(json + ".tmp", json);
-    }
+    if (!json.empty())
+      JsonReport().num("top1", r.top1()).num("top5", r.top5()).num("seconds", secs).num("epochs", epochs).write(json);
   } catch (const std::exception& ex) {
     std::fprintf(stderr, "train_fp: %s\n", ex.what());
     return 1;

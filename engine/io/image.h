@@ -35,6 +35,11 @@ ImageU8 decode_image_rgb(const uint8_t* bytes, int64_t size, const std::string& 
 // Writes an RGB PNG (written to a temporary name, then renamed). Throws naming the file on failure.
 void save_png(const std::string& path, const ImageU8& img);
 
+// A grid of images for people to look at: x (N,C,H,W) float, C = 1 or 3, any device. Each image is
+// stretched to 0..255 by its own min / max (distilled and generated images are not in [0, 1]),
+// `cols` per row (rows follow), each pixel drawn as a scale x scale block, 2-pixel grey gutters.
+ImageU8 image_grid(const Tensor& x, int64_t cols, int scale = 1);
+
 // PIL's Image.resize(size, BILINEAR) on an RGB image (bit-exact with Pillow's 8-bit path).
 ImageU8 resize_bilinear_pil(const ImageU8& img, int64_t out_h, int64_t out_w);
 // torchvision Resize(size) for an int size: the output (h, w) for an input (h, w).

@@ -1,0 +1,24 @@
+// json_out.h — the small JSON reports the mains write (--json PATH): a flat object of numbers and
+// strings, written atomically (PATH.tmp, then renamed; nothing is left behind on failure).
+#pragma once
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace dfq {
+
+class JsonReport {
+ public:
+  JsonReport& num(const std::string& key, double v);
+  JsonReport& str(const std::string& key, const std::string& v);
+  std::string text() const;  // {"key": value, ...}\n
+  void write(const std::string& path) const;  // throws naming the path
+
+ private:
+  std::vector<std::pair<std::string, std::string>> items_;  // key, encoded value
+};
+
+// Writes content to path through path.tmp + rename; throws naming the path.
+void write_file_atomic(const std::string& path, const std::string& content);
+
+}  // namespace dfq

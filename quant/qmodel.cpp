@@ -1,0 +1,198 @@
+// qmodel.cpp — see qmodel.h.
+#include "quant/qmodel.h"
+
+#include <cmath>
+#include <cstdio>
+#include <stdexcept>
+
+#include "engine/io/weights.h"
+#include "models/registry.h"
+
+namespace dfq::quant {
+
+namespace {
+const char* kConfigName = "quant.config";
+const char* kRangesName = "quant.act_ranges";
+constexpr int64_t kFormatVersion = 1;
+
+int parse_int_bits(const std::string& s, const std::string& what) {
+  size_t pos = 0;
+  int v = 0;
+  try {
+    v = std::stoi(s, &pos);
+  } catch (const std::exception&) {
+    pos = std::string::npos;
+  }
+  if (s.empty() || pos != s.size()) throw std::invalid_argument("--bits: '" + what + "' is not W/A (e.g. 4/8)");
+  return v;
+}
+}  // namespace
+
+std::string QuantConfig::str() const {
+  auto b = [](int v) { return v >= 32 ? std::string("float") : std::to_string(v) + " bit"; };
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "W%dA%d (bias %s, first/last layer W%d, BN %s, %s ranges, STE %s)", wbits, abits,
+                b(bias_bits).c_str(), first_last_bits ? first_last_bits : wbits, fold_bn ? "folded" : "unfolded",
+                observer_name(observer), ste_name(ste));
+  return buf;
+}
+
+void parse_bits(const std::string& s, QuantConfig& cfg) {
+  size_t slash = s.find('/');
+  if (slash == std::string::npos) throw std::invalid_argument("--bits: '" + s + "' is not W/A (e.g. 4/8)");
+  cfg.wbits = parse_int_bits(s.substr(0, slash), s);
+  cfg.abits = parse_int_bits(s.substr(slash + 1), s);
+  check_bits(cfg.wbits, "--bits (weights)");
+  check_bits(cfg.abits, "--bits (activations)");
+}
+
+void fold_batch_norms(models::Model& m) {
+  const auto& convs = m.conv_layers();
+  const auto& bns = m.bn_layers();
+  if (bns.empty()) return;
+  if (convs.size() != bns.size())
+    throw std::runtime_error("fold_bn: " + m.arch + " has " + std::to_string(convs.size()) + " convolutions and " +
+                             std::to_string(bns.size()) + " BN layers; cannot pair them");
+  NoGradGuard ng;
+  for (size_t i = 0; i < bns.size(); ++i) {
+    nn::Conv2d& conv = *convs[i].second;
+    nn::BatchNorm& bn = *bns[i].second;
+    const int64_t K = conv.weight.size(0);
+    if (bn.running_mean.numel() != K)
+      throw std::runtime_error("fold_bn: " + bns[i].first + " does not follow " + convs[i].first);
+    std::vector<float> w = conv.weight.to_vector(), rm = bn.running_mean.to_vector(), rv = bn.running_var.to_vector();
+    std::vector<float> g = bn.weight.defined() ? bn.weight.to_vector() : std::vector<float>(K, 1.f);
+    std::vector<float> beta = bn.bias.defined() ? bn.bias.to_vector() : std::vector<float>(K, 0.f);
+    std::vector<float> cb = conv.bias.defined() ? conv.bias.to_vector() : std::vector<float>(K, 0.f);
+    const int64_t per = conv.weight.numel() / K;
+    // A variance v with sqrtf(v + eps) == 1 exactly, so the remaining BN is a pure shift.
+    float one_var = 1.f - bn.eps;
+    while (std::sqrt(one_var + bn.eps) != 1.f) one_var = std::nextafter(one_var, one_var + bn.eps > 1.f ? 0.f : 2.f);
+    for (int64_t k = 0; k < K; ++k) {
+      const double scale = double(g[k]) / std::sqrt(double(rv[k]) + double(bn.eps));
+      for (int64_t j = 0; j < per; ++j) w[k * per + j] = static_cast<float>(w[k * per + j] * scale);
+      beta[k] = static_cast<float>(beta[k] + (double(cb[k]) - rm[k]) * scale);
+      g[k] = 1.f;
+      rm[k] = 0.f;
+      rv[k] = one_var;
+      cb[k] = 0.f;
+    }
+    const Device d = conv.weight.device();
+    conv.weight.copy_(Tensor::from_vector(w, conv.weight.shape(), d));
+    if (conv.bias.defined()) conv.bias.copy_(Tensor::from_vector(cb, conv.bias.shape(), d));
+    if (!bn.weight.defined() || !bn.bias.defined())
+      throw std::runtime_error("fold_bn: " + bns[i].first + " has no affine parameters to hold the folded shift");
+    bn.weight.copy_(Tensor::from_vector(g, bn.weight.shape(), d));
+    bn.bias.copy_(Tensor::from_vector(beta, bn.bias.shape(), d));
+    bn.running_mean.copy_(Tensor::from_vector(rm, bn.running_mean.shape(), d));
+    bn.running_var.copy_(Tensor::from_vector(rv, bn.running_var.shape(), d));
+  }
+}
+
+QuantizedModel::QuantizedModel(std::shared_ptr<models::Model> model, const QuantConfig& cfg, bool weights_already_folded)
+    : model_(std::move(model)), cfg_(cfg) {
+  check_bits(cfg.wbits, "weight bits");
+  check_bits(cfg.abits, "activation bits");
+  check_bits(cfg.bias_bits, "bias bits");
+  if (cfg.first_last_bits) check_bits(cfg.first_last_bits, "first/last layer bits");
+  if (cfg.fold_bn && !weights_already_folded) fold_batch_norms(*model_);
+  model_->eval();
+  const Device dev = model_->parameters().empty() ? Device::CPU : model_->parameters()[0].device();
+  const auto& convs = model_->conv_layers();
+  const auto& lins = model_->linear_layers();
+  for (size_t i = 0; i < convs.size(); ++i) {
+    nn::Conv2d* c = convs[i].second;
+    const int bits = (i == 0 && cfg.first_last_bits) ? cfg.first_last_bits : cfg.wbits;
+    const Ste ste = cfg.ste;
+    c->weight_hook = [bits, ste](const Tensor& w) { return quantize_weight(w, bits, ste); };
+    if (cfg.bias_bits < 32) {
+      const int bb = cfg.bias_bits;
+      c->bias_hook = [bb, ste](const Tensor& b) { return quantize_per_tensor(b, bb, ste); };
+    }
+  }
+  for (size_t i = 0; i < lins.size(); ++i) {
+    nn::Linear* l = lins[i].second;
+    const int bits = (i + 1 == lins.size() && cfg.first_last_bits) ? cfg.first_last_bits : cfg.wbits;
+    const Ste ste = cfg.ste;
+    l->weight_hook = [bits, ste](const Tensor& w) { return quantize_weight(w, bits, ste); };
+    if (cfg.bias_bits < 32) {
+      const int bb = cfg.bias_bits;
+      l->bias_hook = [bb, ste](const Tensor& b) { return quantize_per_tensor(b, bb, ste); };
+    }
+  }
+  acts_.reserve(model_->act_sites().size());
+  for (size_t i = 0; i < model_->act_sites().size(); ++i)
+    acts_.emplace_back(cfg.abits, cfg.observer, cfg.ste, dev, cfg.ema_beta);
+  model_->act_hook = [this](int site, const Tensor& x) { return acts_[static_cast<size_t>(site)].forward(x); };
+}
+
+QuantizedModel::~QuantizedModel() {
+  for (auto& [name, c] : model_->conv_layers()) c->weight_hook = c->bias_hook = nullptr;
+  for (auto& [name, l] : model_->linear_layers()) l->weight_hook = l->bias_hook = nullptr;
+  model_->act_hook = nullptr;
+}
+
+void QuantizedModel::freeze() {
+  for (auto& a : acts_) a.freeze();
+}
+void QuantizedModel::unfreeze() {
+  for (auto& a : acts_) a.unfreeze();
+}
+
+void QuantizedModel::save(const std::string& path) const {
+  auto tensors = model_->state_dict();
+  std::vector<int64_t> conf = {kFormatVersion, cfg_.wbits, cfg_.abits, cfg_.bias_bits, cfg_.first_last_bits,
+                               cfg_.fold_bn ? 1 : 0, cfg_.observer == Observer::Ema ? 1 : 0,
+                               cfg_.ste == Ste::Clip ? 1 : 0};
+  tensors.push_back({kConfigName, Tensor::from_vector_i64(conf, {int64_t(conf.size())})});
+  std::vector<float> ranges;
+  for (const auto& a : acts_) {
+    std::vector<float> s = a.state.to_vector();
+    ranges.insert(ranges.end(), s.begin(), s.end());
+  }
+  tensors.push_back({kRangesName, Tensor::from_vector(ranges, {int64_t(acts_.size()), 3})});
+  write_weight_file(path, model_->arch, model_->num_classes, tensors);
+}
+
+bool is_quantized_file(const std::string& path) {
+  return WeightFile::open(path).find(kConfigName) != nullptr;
+}
+
+std::unique_ptr<QuantizedModel> load_quantized(const std::string& path, const std::string& arch, Device dev) {
+  WeightFile f = WeightFile::open(path);
+  if (!arch.empty() && f.arch() != arch)
+    throw std::runtime_error(path + " holds a " + f.arch() + ", not a " + arch);
+  const WeightFile::Entry* ce = f.find(kConfigName);
+  const WeightFile::Entry* re = f.find(kRangesName);
+  if (!ce || !re || ce->dtype != DType::I64 || ce->shape != Shape{8})
+    throw std::runtime_error(path + ": not a quantized model written by dfq (no valid " + std::string(kConfigName) + ")");
+  std::vector<int64_t> c = f.get(kConfigName).to_vector_i64();
+  if (c[0] != kFormatVersion)
+    throw std::runtime_error(path + ": quantized-model version " + std::to_string(c[0]) + " is not supported");
+  QuantConfig cfg;
+  cfg.wbits = int(c[1]);
+  cfg.abits = int(c[2]);
+  cfg.bias_bits = int(c[3]);
+  cfg.first_last_bits = int(c[4]);
+  cfg.fold_bn = c[5] != 0;
+  cfg.observer = c[6] ? Observer::Ema : Observer::MinMax;
+  cfg.ste = c[7] ? Ste::Clip : Ste::Identity;
+  auto model = models::create_model(f.arch(), f.num_classes(), 0, /*torchvision_init=*/false);
+  std::string missing;
+  for (const auto& [name, t] : model->state_dict())
+    if (!f.find(name) && name.find("num_batches_tracked") == std::string::npos) missing += " " + name;
+  if (!missing.empty()) throw std::runtime_error(path + ": missing tensors:" + missing);
+  load_state_dict(*model, f, /*strict=*/false);
+  model->to(dev);
+  auto q = std::make_unique<QuantizedModel>(model, cfg, /*weights_already_folded=*/true);
+  const int64_t sites = int64_t(q->acts().size());
+  if (re->dtype != DType::F32 || re->shape != Shape{sites, 3})
+    throw std::runtime_error(path + ": " + kRangesName + " does not fit " + f.arch() + "'s " + std::to_string(sites) +
+                             " activation sites");
+  Tensor r = f.get(kRangesName);
+  for (int64_t i = 0; i < sites; ++i) q->acts()[size_t(i)].state = r.select(i).clone().to(dev).detach();
+  q->freeze();
+  return q;
+}
+
+}  // namespace dfq::quant

@@ -1,0 +1,48 @@
+// zeroq.h — ZeroQ's distilled data and calibration, as the official code does it
+// (../shared/docs/dfq_algorithms.md §2):
+//  - one batch (32) initialised with (randint(0, 255) - 127.5) / 5418.75 (the official code's
+//    near-zero uniform noise; its comment says N(0,1), 5418.75 is the variance of U(-128,127));
+//  - Adam(lr 0.5) on the pixels, ReduceLROnPlateau(factor 0.1, patience 100, min_lr 1e-4) stepped
+//    with the loss every iteration, 500 iterations, no clamping;
+//  - the loss: for every BN layer's input (= the conv output the official hooks read), per image and
+//    channel mean and sqrt(unbiased var over H*W + 1e-6) against running_mean and
+//    sqrt(running_var + 1e-6): ||.||^2 / N each, summed over layers, plus the same for the image
+//    itself against mean 0 / std 1 per channel;
+//  - calibration: one no-grad forward of the batch through the quantized eval-mode model with
+//    cumulative min/max observers, then the ranges are frozen.
+#pragma once
+#include <cstdint>
+#include <functional>
+
+#include "models/model.h"
+#include "quant/qmodel.h"
+
+namespace dfq::quant {
+
+// The ZeroQ loss of x (N,3,H,W) through the eval-mode teacher (differentiable in x).
+// DEVIATION (default): a BN layer whose input is 1x1 (ResNet's layer4 on 32x32 images, as the
+// Fashion-MNIST model) has no unbiased per-image variance; PyTorch computes 0/0 = NaN there, so the
+// official loss is NaN and its Adam step turns every pixel into NaN. We keep such a layer's mean
+// term and drop its std term. nan_like_official = true reproduces the official NaN (the golden
+// fixture ../shared/golden/losses/zeroq_loss.npy is NaN for exactly this reason).
+Tensor zeroq_loss(models::Model& teacher, const Tensor& x, bool nan_like_official = false);
+
+struct ZeroQOptions {
+  int batch_size = 32;
+  int iters = 500;
+  int img_size = 224;
+  double lr = 0.5;
+  int patience = 100;
+  float min_lr = 1e-4f;
+  uint64_t seed = 0;
+};
+
+// Distils one batch from teacher's BN statistics (teacher in eval mode on dev). on_iter, when set,
+// is called after every iteration with (iteration + 1, loss, lr).
+Tensor distill(models::Model& teacher, const ZeroQOptions& o, Device dev,
+               const std::function<void(int, float, float)>& on_iter = nullptr);
+
+// One no-grad forward of data through q with every range observing (then frozen).
+void calibrate(QuantizedModel& q, const Tensor& data);
+
+}  // namespace dfq::quant
