@@ -522,6 +522,49 @@ void add_optim_rows() {
   row("optim", "sgd_update n=0", {io_f("p", 0), in_f("g", 0)}, 0, 0, [](auto k, const Bufs& b) { k.sgd_update(SgdArgs{0.1f, 0.f, 0.f, false, false}, 0, b.f(0), b.f(1), nullptr); });
 }
 
+// The fake-quantizer shares its arithmetic with the CPU (quant_math.h, no fused multiply-add) and
+// min / max are exact in any order: every row is exact (atol = rtol = 0: equal values; no output
+// is a NaN or a -0, so that is bit identity). x spans [-1.5, 1.5], wider than the ranges
+// lo in [-1, -0.1], hi in [0.1, 1], so both clamps and the clip mask are exercised.
+void add_quant_rows() {
+  // rows=1 x 300000 and 7 x 5000 split each row over several blocks; 16 x 72 does not
+  const int64_t mm[][2] = {{1, 300000}, {16, 72}, {7, 5000}, {5, 1}, {0, 3}};
+  for (auto& s : mm) {
+    const int64_t R = s[0], C = s[1];
+    row("quant", "minmax_rows " + std::to_string(R) + "x" + std::to_string(C), {in_f("x", R * C), out_f("lo", R), out_f("hi", R)}, 0, 0,
+        [=](auto k, const Bufs& b) { k.minmax_rows(R, C, b.f(0), b.f(1), b.f(2)); });
+  }
+  const int64_t fq[][2] = {{16, 72}, {1, 100003}};  // per-row (rows, cols), per-tensor (one range)
+  for (auto& s : fq) {
+    const int64_t R = s[0], C = s[1], n = R * C;
+    const std::string w = std::to_string(R) + "x" + std::to_string(C);
+    for (int bits : {2, 4, 8})
+      row("quant", "fake_quant bits=" + std::to_string(bits) + " " + w, {in_f("x", n, -1.5, 1.5), in_f("lo", R, -1, -0.1), in_f("hi", R, 0.1, 1), out_f("y", n)}, 0, 0,
+          [=](auto k, const Bufs& b) { k.fake_quant(n, C, bits, b.f(0), b.f(1), b.f(2), b.f(3)); });
+    row("quant", "fake_quant_backward_clip " + w,
+        {in_f("x", n, -1.5, 1.5), in_f("lo", R, -1, -0.1), in_f("hi", R, 0.1, 1), in_f("gy", n), out_f("gx", n)}, 0, 0,
+        [=](auto k, const Bufs& b) { k.fake_quant_backward_clip(n, C, b.f(0), b.f(1), b.f(2), b.f(3), b.f(4)); });
+  }
+  row("quant", "fake_quant n=0", {in_f("x", 0), in_f("lo", 1), in_f("hi", 1), out_f("y", 0)}, 0, 0,
+      [](auto k, const Bufs& b) { k.fake_quant(0, 1, 8, b.f(0), b.f(1), b.f(2), b.f(3)); });
+  // state = {lo, hi, beta_t} (InOut), batch = {min, max}
+  row("quant", "range_update ema=0", {io_f("state", 3, -0.5, 0.5), in_f("batch", 2)}, 0, 0,
+      [](auto k, const Bufs& b) { k.range_update(false, 0.9f, b.f(1), b.f(0)); });
+  // beta_t drawn in [0.05, 1): inside (0, 1] (so lo, hi start in that range too, which is fine here)
+  row("quant", "range_update ema=1 beta_t in (0,1)", {io_f("state", 3, 0.05, 1), in_f("batch", 2)}, 0, 0,
+      [](auto k, const Bufs& b) { k.range_update(true, 0.9f, b.f(1), b.f(0)); });
+  // GDFQ's start: beta_t = 1 (set by the fill kernel, itself exact), then three steps
+  row("quant", "range_update ema=1 from beta_t=1, 3 steps", {io_f("state", 3, -0.5, 0.5), in_f("batch", 6)}, 0, 0,
+      [](auto k, const Bufs& b) {
+        k.fill(1, 1.f, b.f(0) + 2);
+        for (int t = 0; t < 3; ++t) k.range_update(true, 0.99f, b.f(1) + 2 * t, b.f(0));
+      });
+  row("quant", "range_update ema=0 3 steps", {io_f("state", 3, -0.5, 0.5), in_f("batch", 6)}, 0, 0,
+      [](auto k, const Bufs& b) {
+        for (int t = 0; t < 3; ++t) k.range_update(false, 0.99f, b.f(1) + 2 * t, b.f(0));
+      });
+}
+
 void build_table() {
   static bool built = false;
   if (built) return;
@@ -535,6 +578,7 @@ void build_table() {
   add_norm_rows();
   add_loss_rows();
   add_optim_rows();
+  add_quant_rows();
 }
 
 void run_group(const char* group) {
@@ -568,6 +612,7 @@ TEST_SUITE("cuda") {
   TEST_CASE("cuda twins: batch norm") { run_group("norm"); }
   TEST_CASE("cuda twins: softmax, losses, embedding") { run_group("loss"); }
   TEST_CASE("cuda twins: optimizers") { run_group("optim"); }
+  TEST_CASE("cuda twins: quant") { run_group("quant"); }
 
   TEST_CASE("cuda: every kernel of kernel_list.inc has a row in the twin table") {
     build_table();

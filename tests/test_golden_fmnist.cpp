@@ -18,6 +18,7 @@
 #include "engine/nn/optim.h"
 #include "models/registry.h"
 #include "tests/check.h"
+#include "tests/test_util.h"
 
 using namespace dfq;
 using dfq::test::check_close;
@@ -26,20 +27,7 @@ namespace {
 
 const std::string kDir = std::string(DFQ_GOLDEN_DIR) + "/fmnist_resnet18/";
 
-std::shared_ptr<models::Model> load_fmnist_resnet18() {
-  PthCheckpoint ck = read_pth(std::string(DFQ_GOLDEN_DIR) + "/pth/fmnist_resnet18.pth");
-  std::vector<std::pair<std::string, Tensor>> sd;
-  for (const PthTensor& t : ck.tensors) sd.push_back({t.name, t.load()});
-  std::string path = "/tmp/dfq_test_fmnist_resnet18_" + std::to_string(::getpid()) + ".bin";
-  write_weight_file(path, "resnet18", 10, sd);
-  auto model = models::create_model("resnet18", 10, 0, false);
-  {
-    WeightFile f = WeightFile::open(path);
-    load_state_dict(*model, f, true);
-  }
-  std::remove(path.c_str());
-  return model;
-}
+using dfq::test::load_fmnist_resnet18;
 
 void check_grad(const std::string& label, const Tensor& got, const std::string& file) {
   Tensor ref = load_npy(kDir + file);
