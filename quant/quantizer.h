@@ -50,6 +50,7 @@ class ActQuantizer {
   bool observing() const { return observing_; }
   int bits() const { return bits_; }
   int64_t updates() const { return updates_; }
+  void set_updates(int64_t n) { updates_ = n; }  // checkpoints
   // {lo, hi} on the host (synchronises).
   std::pair<float, float> range() const;
   Tensor state;  // (3) float: lo, hi, beta_t

@@ -26,7 +26,7 @@ Tensor spatial_var(const Tensor& a) {
 }
 }  // namespace
 
-Tensor zeroq_loss(models::Model& teacher, const Tensor& x, bool nan_like_official) {
+Tensor zeroq_loss(models::Model& teacher, const Tensor& x, OneByOne one_by_one) {
   const auto& bns = teacher.bn_layers();
   std::vector<Tensor> inputs(bns.size());
   for (size_t i = 0; i < bns.size(); ++i) bns[i].second->input_hook = [&inputs, i](const Tensor& t) { inputs[i] = t; };
@@ -45,10 +45,18 @@ Tensor zeroq_loss(models::Model& teacher, const Tensor& x, bool nan_like_officia
     Tensor mu = bn.running_mean.detach();
     Tensor sd = sqrt(add_scalar(bn.running_var.detach(), kEps));
     const Tensor& a = inputs[i];
-    Tensor lm = own_loss(mu, mean(a, {2, 3}));
+    Tensor lm, ls;
+    if (a.size(2) * a.size(3) == 1 && one_by_one == OneByOne::BatchStats && a.size(0) > 1) {  // deviation: see zeroq.h
+      Tensor flat = a.reshape({a.size(0), a.size(1)});
+      lm = own_loss(mu, mean(flat, {0}, true));
+      ls = own_loss(sd, sqrt(add_scalar(var(flat, {0}, /*unbiased=*/true, true), kEps)));
+    } else {
+      lm = own_loss(mu, mean(a, {2, 3}));
+      if (a.size(2) * a.size(3) > 1 || one_by_one == OneByOne::Nan)  // (one image: MeanOnly)
+        ls = own_loss(sd, sqrt(add_scalar(spatial_var(a), kEps)));
+    }
     mean_loss = mean_loss.defined() ? add(mean_loss, lm) : lm;
-    if (a.size(2) * a.size(3) == 1 && !nan_like_official) continue;  // deviation: see zeroq.h
-    Tensor ls = own_loss(sd, sqrt(add_scalar(spatial_var(a), kEps)));
+    if (!ls.defined()) continue;  // MeanOnly at a 1x1 layer
     std_loss = std_loss.defined() ? add(std_loss, ls) : ls;
   }
   const int64_t C = x.size(1);
@@ -89,7 +97,7 @@ Tensor distill(models::Model& teacher, const ZeroQOptions& o, Device dev,
   try {
     for (int it = 0; it < o.iters; ++it) {
       opt.zero_grad();
-      Tensor loss = zeroq_loss(teacher, x);
+      Tensor loss = zeroq_loss(teacher, x, o.one_by_one);
       loss.backward();
       opt.step();
       const float lv = loss.item();

@@ -22,8 +22,9 @@ const std::string kLosses = std::string(DFQ_GOLDEN_DIR) + "/losses/";
 
 // The ZeroQ loss recomputed on the host in double from the BN inputs (captured by input_hook):
 // per image / channel mean and sqrt(unbiased var + 1e-6) against the running statistics.
-// Layers with 1x1 inputs contribute their mean term only (the deviation zeroq.h describes).
-double reference_loss(models::Model& m, const Tensor& x) {
+// Layers with 1x1 inputs: statistics over the images (BatchStats) or the mean term only (MeanOnly),
+// the deviations zeroq.h describes.
+double reference_loss(models::Model& m, const Tensor& x, quant::OneByOne mode = quant::OneByOne::BatchStats) {
   std::vector<Tensor> ins;
   for (auto& [name, bn] : m.bn_layers()) bn->input_hook = [&ins](const Tensor& t) { ins.push_back(t.detach()); };
   {
@@ -58,14 +59,23 @@ double reference_loss(models::Model& m, const Tensor& x) {
     std::vector<double> mu(rm.begin(), rm.end()), sd(rv.size());
     for (size_t c = 0; c < rv.size(); ++c) sd[c] = std::sqrt(double(rv[c]) + 1e-6);
     const int64_t HW = a.size(2) * a.size(3);
-    total += term(a.to_vector(), a.size(0), a.size(1), HW, mu, sd, HW > 1);
+    if (HW == 1 && mode == quant::OneByOne::BatchStats) {
+      // (N,C,1,1) read as one "image" of C channels with N positions: channel-major copy.
+      const int64_t N = a.size(0), C = a.size(1);
+      std::vector<float> v = a.to_vector(), t(v.size());
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t c = 0; c < C; ++c) t[size_t(c * N + n)] = v[size_t(n * C + c)];
+      total += term(t, 1, C, N, mu, sd, true);
+    } else {
+      total += term(a.to_vector(), a.size(0), a.size(1), HW, mu, sd, HW > 1);
+    }
   }
   total += term(x.to_vector(), x.size(0), 3, x.size(2) * x.size(3), {0, 0, 0}, {1, 1, 1}, true);
   return total;
 }
 }  // namespace
 
-TEST_CASE("zeroq fmnist: the loss is NaN like the official code, finite and right with our 1x1 rule (golden)") {
+TEST_CASE("zeroq fmnist: the loss is NaN like the official code (golden), finite and right with our 1x1 rules") {
   auto m = dfq::test::load_fmnist_resnet18();
   m->eval();
   Tensor x = load_npy(kLosses + "gdfq_bns_input8.npy");
@@ -74,7 +84,7 @@ TEST_CASE("zeroq fmnist: the loss is NaN like the official code, finite and righ
   {
     Tensor xi = x.clone().detach();
     xi.set_requires_grad(true);
-    Tensor l = quant::zeroq_loss(*m, xi, /*nan_like_official=*/true);
+    Tensor l = quant::zeroq_loss(*m, xi, quant::OneByOne::Nan);
     CHECK(std::isnan(l.item()));
     l.backward();
     // The gradient is NaN wherever PyTorch's is (everywhere: every pixel feeds layer4).
@@ -84,14 +94,16 @@ TEST_CASE("zeroq fmnist: the loss is NaN like the official code, finite and righ
     for (size_t i = 0; i < g.size(); ++i) agree += std::isnan(g[i]) == std::isnan(r[i]);
     CHECK(agree == g.size());
   }
-  Tensor xi = x.clone().detach();
-  xi.set_requires_grad(true);
-  Tensor l = quant::zeroq_loss(*m, xi);
-  const double want = reference_loss(*m, x);
-  CHECK(std::isfinite(l.item()));
-  CHECK(l.item() == doctest::Approx(want).epsilon(1e-4));
-  l.backward();
-  for (float v : xi.grad().to_vector()) REQUIRE(std::isfinite(v));
+  for (quant::OneByOne mode : {quant::OneByOne::BatchStats, quant::OneByOne::MeanOnly}) {
+    Tensor xi = x.clone().detach();
+    xi.set_requires_grad(true);
+    Tensor l = quant::zeroq_loss(*m, xi, mode);
+    const double want = reference_loss(*m, x, mode);
+    CHECK(std::isfinite(l.item()));
+    CHECK(l.item() == doctest::Approx(want).epsilon(1e-4));
+    l.backward();
+    for (float v : xi.grad().to_vector()) REQUIRE(std::isfinite(v));
+  }
 }
 
 TEST_CASE("zeroq: the loss on a model without 1x1 maps matches a double recomputation") {

@@ -18,7 +18,7 @@ using namespace dfq;
 
 static const char* kUsage =
     "usage: zeroq_main -a ARCH [--weights FILE] --bits W/A [-qw N] [-qa N] [-qb N] [--batch_size N]\n"
-    "                  [--iters N] [--seed N] [(--dataset fashion-mnist | --data DIR [--labels FILE])]\n"
+    "                  [--iters N] [--seed N] [--distilled FILE] [(--dataset fashion-mnist | --data DIR [--labels FILE])]\n"
     "                  [--save FILE] [--out DIR] [--json PATH] [--device cpu|cuda] [options]\n"
     "ZeroQ data-free quantization: distils one batch of images from the model's BatchNorm statistics,\n"
     "calibrates the per-call-site activation ranges of the fake-quantized model on it and evaluates\n"
@@ -35,6 +35,10 @@ static const char* kUsage =
     "  --lr X              distillation Adam learning rate (default 0.5)\n"
     "  --img_size N        distilled image size (default 32 for fashion-mnist, else 224)\n"
     "  --seed N            distillation seed (default 0)\n"
+    "  --zeroq_1x1 MODE    BN layers with 1x1 inputs (layer4 at 32x32), where the official per-image\n"
+    "                      std is NaN: batch (default: statistics over the images), mean (mean term\n"
+    "                      only), nan (as the official code: the distillation diverges)\n"
+    "  --distilled FILE    reuse a distilled batch (.npy from an earlier --out) instead of distilling\n"
     "  --dataset NAME      fashion-mnist: evaluate on its 10,000 test images\n"
     "  --data DIR          ImageNet-style folder to evaluate on (class sub-folders, or flat + --labels)\n"
     "  --eval_batch N      evaluation batch size (default 256)\n"
@@ -55,6 +59,8 @@ int main(int argc, char** argv) {
   long long img_size = flags.integer("--img_size", 0), seed = flags.integer("--seed", 0);
   std::string dataset = flags.str("--dataset", ""), data = flags.str("--data", ""), labels = flags.str("--labels", "");
   long long eval_batch = flags.integer("--eval_batch", 256);
+  std::string distilled_npy = flags.str("--distilled", "");
+  std::string one_by_one = flags.str("--zeroq_1x1", "batch");
   std::string save = flags.str("--save", ""), out = flags.str("--out", ""), json = flags.str("--json", "");
   std::string device = flags.str("--device", "cpu");
   flags.done();
@@ -101,18 +107,31 @@ int main(int argc, char** argv) {
     zo.iters = int(iters);
     zo.lr = lr;
     zo.seed = uint64_t(seed);
+    if (one_by_one == "batch") zo.one_by_one = quant::OneByOne::BatchStats;
+    else if (one_by_one == "mean") zo.one_by_one = quant::OneByOne::MeanOnly;
+    else if (one_by_one == "nan") zo.one_by_one = quant::OneByOne::Nan;
+    else throw std::invalid_argument("--zeroq_1x1: unknown mode '" + one_by_one + "' (batch, mean, nan)");
     zo.img_size = int(img_size ? img_size : (dataset == "fashion-mnist" ? 32 : 224));
-    Progress bar("distil", iters);
-    float last_loss = 0;
-    Tensor distilled = quant::distill(*model, zo, dev, [&](int it, float loss, float cur_lr) {
-      last_loss = loss;
-      char st[64];
-      std::snprintf(st, sizeof st, "loss %.4f lr %.0e", loss, cur_lr);
-      bar.update(it, st);
-    });
-    bar.finish();
-    std::printf("distilled %d images of %dx%d in %d iterations (final loss %.4f)\n", zo.batch_size, zo.img_size,
-                zo.img_size, zo.iters, last_loss);
+    Tensor distilled;
+    if (!distilled_npy.empty()) {
+      distilled = load_npy(distilled_npy);
+      if (distilled.dtype() != DType::F32 || distilled.dim() != 4 || distilled.size(1) != 3 || distilled.size(0) < 1)
+        throw std::runtime_error(distilled_npy + ": expected a float32 (N,3,H,W) batch, got " + distilled.str());
+      distilled = distilled.to(dev);
+      std::printf("distilled batch from %s: %s\n", distilled_npy.c_str(), shape_str(distilled.shape()).c_str());
+    } else {
+      Progress bar("distil", iters);
+      float last_loss = 0;
+      distilled = quant::distill(*model, zo, dev, [&](int it, float loss, float cur_lr) {
+        last_loss = loss;
+        char st[64];
+        std::snprintf(st, sizeof st, "loss %.4f lr %.0e", loss, cur_lr);
+        bar.update(it, st);
+      });
+      bar.finish();
+      std::printf("distilled %d images of %dx%d in %d iterations (final loss %.4f)\n", zo.batch_size, zo.img_size,
+                  zo.img_size, zo.iters, last_loss);
+    }
     quant::QuantizedModel q(model, cfg);
     quant::calibrate(q, distilled);
     models::EvalResult qr;

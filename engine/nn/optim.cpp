@@ -75,6 +75,60 @@ std::vector<Tensor> Adam::state() const {
   return s;
 }
 
+namespace {
+const Tensor& state_entry(const std::map<std::string, Tensor>& st, const std::string& name, const Shape& shape, DType dt) {
+  auto it = st.find(name);
+  if (it == st.end()) throw std::runtime_error("dfq: optimizer state: missing " + name);
+  if (it->second.shape() != shape || it->second.dtype() != dt)
+    throw std::runtime_error("dfq: optimizer state: " + name + " is " + it->second.str() + ", expected " +
+                             dtype_name(dt) + shape_str(shape));
+  return it->second;
+}
+}  // namespace
+
+std::vector<std::pair<std::string, Tensor>> SGD::state_dict() const {
+  std::vector<std::pair<std::string, Tensor>> s;
+  std::vector<int64_t> has;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    has.push_back(has_buf_[i] ? 1 : 0);
+    if (has_buf_[i]) s.push_back({"buf." + std::to_string(i), buf_[i].cpu()});
+  }
+  s.push_back({"has_buf", Tensor::from_vector_i64(has, {int64_t(has.size())})});
+  s.push_back({"steps", Tensor::from_vector_i64({steps_}, {1})});
+  return s;
+}
+void SGD::load_state_dict(const std::map<std::string, Tensor>& st) {
+  const int64_t n = int64_t(params_.size());
+  std::vector<int64_t> has = state_entry(st, "has_buf", {n}, DType::I64).to_vector_i64();
+  for (size_t i = 0; i < params_.size(); ++i) {
+    has_buf_[i] = has[i] != 0;
+    buf_[i] = Tensor();
+    if (has_buf_[i])
+      buf_[i] = state_entry(st, "buf." + std::to_string(i), params_[i].shape(), DType::F32).to(params_[i].device()).clone().detach();
+  }
+  steps_ = state_entry(st, "steps", {1}, DType::I64).to_vector_i64()[0];
+}
+
+std::vector<std::pair<std::string, Tensor>> Adam::state_dict() const {
+  std::vector<std::pair<std::string, Tensor>> s;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    s.push_back({"m." + std::to_string(i), m_[i].cpu()});
+    s.push_back({"v." + std::to_string(i), v_[i].cpu()});
+  }
+  s.push_back({"t", Tensor::from_vector_i64(t_, {int64_t(t_.size())})});
+  s.push_back({"steps", Tensor::from_vector_i64({steps_}, {1})});
+  return s;
+}
+void Adam::load_state_dict(const std::map<std::string, Tensor>& st) {
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Device d = params_[i].device();
+    m_[i] = state_entry(st, "m." + std::to_string(i), params_[i].shape(), DType::F32).to(d).clone().detach();
+    v_[i] = state_entry(st, "v." + std::to_string(i), params_[i].shape(), DType::F32).to(d).clone().detach();
+  }
+  t_ = state_entry(st, "t", {int64_t(params_.size())}, DType::I64).to_vector_i64();
+  steps_ = state_entry(st, "steps", {1}, DType::I64).to_vector_i64()[0];
+}
+
 MultiStepLR::MultiStepLR(Optimizer& opt, std::vector<int> milestones, float gamma)
     : opt_(opt), milestones_(std::move(milestones)), gamma_(gamma), base_lr_(opt.lr()) {
   std::sort(milestones_.begin(), milestones_.end());

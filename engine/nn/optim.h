@@ -4,6 +4,9 @@
 // cooldown 0). Parameters without a gradient are skipped, as in PyTorch. Updates are fused
 // kernels on the parameters' device.
 #pragma once
+#include <map>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/tensor.h"
@@ -23,6 +26,11 @@ class Optimizer {
   virtual std::vector<Tensor> state() const = 0;
   virtual int64_t step_count() const = 0;
   virtual void set_step_count(int64_t n) = 0;
+  // Everything a resumed run needs, by name ("buf.3", "m.0", "v.0", "t", "steps"; CPU copies), and
+  // its inverse (same parameter list; throws naming what is missing or mis-shaped). The learning
+  // rate is not included: schedules set it.
+  virtual std::vector<std::pair<std::string, Tensor>> state_dict() const = 0;
+  virtual void load_state_dict(const std::map<std::string, Tensor>& state) = 0;
 
  protected:
   std::vector<Tensor> params_;
@@ -40,6 +48,8 @@ class SGD final : public Optimizer {
   std::vector<Tensor> state() const override { return buf_; }
   int64_t step_count() const override { return steps_; }
   void set_step_count(int64_t n) override { steps_ = n; }
+  std::vector<std::pair<std::string, Tensor>> state_dict() const override;
+  void load_state_dict(const std::map<std::string, Tensor>& state) override;
 
  private:
   SgdOptions o_;
@@ -58,6 +68,8 @@ class Adam final : public Optimizer {
   std::vector<Tensor> state() const override;
   int64_t step_count() const override { return steps_; }
   void set_step_count(int64_t n) override { steps_ = n; }
+  std::vector<std::pair<std::string, Tensor>> state_dict() const override;
+  void load_state_dict(const std::map<std::string, Tensor>& state) override;
 
  private:
   AdamOptions o_;
