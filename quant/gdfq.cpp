@@ -5,28 +5,12 @@
 #include <stdexcept>
 
 #include "engine/io/weights.h"
+#include "quant/bn_inputs.h"
 
 namespace dfq::quant {
 
 namespace {
 constexpr int64_t kCheckpointVersion = 1;
-
-// Runs fn with every BN layer's input collected; the hooks are removed whatever happens.
-std::vector<Tensor> with_bn_inputs(models::Model& m, const std::function<void()>& fn) {
-  const auto& bns = m.bn_layers();
-  std::vector<Tensor> inputs(bns.size());
-  for (size_t i = 0; i < bns.size(); ++i) bns[i].second->input_hook = [&inputs, i](const Tensor& t) { inputs[i] = t; };
-  try {
-    fn();
-  } catch (...) {
-    for (auto& [name, bn] : bns) bn->input_hook = nullptr;
-    throw;
-  }
-  for (auto& [name, bn] : bns) bn->input_hook = nullptr;
-  for (size_t i = 0; i < bns.size(); ++i)
-    if (!inputs[i].defined()) throw std::runtime_error("BN layer " + bns[i].first + " was not called");
-  return inputs;
-}
 
 void prefixed(std::vector<std::pair<std::string, Tensor>>& out, const std::string& prefix,
               const std::vector<std::pair<std::string, Tensor>>& in) {
@@ -36,7 +20,7 @@ void prefixed(std::vector<std::pair<std::string, Tensor>>& out, const std::strin
 
 TeacherOut teacher_with_bns(models::Model& teacher, const Tensor& x) {
   TeacherOut r;
-  std::vector<Tensor> ins = with_bn_inputs(teacher, [&] { r.logits = teacher.forward(x); });
+  std::vector<Tensor> ins = collect_bn_inputs(teacher, [&] { r.logits = teacher.forward(x); });
   const auto& bns = teacher.bn_layers();
   Tensor total;
   for (size_t i = 0; i < ins.size(); ++i) {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "engine/nn/optim.h"
+#include "quant/bn_inputs.h"
 
 namespace dfq::quant {
 
@@ -26,54 +27,54 @@ Tensor spatial_var(const Tensor& a) {
 }
 }  // namespace
 
+namespace {
+// Adds one tensor's terms: a (N,C,H,W) against per-channel targets mu / sd (see zeroq.h for the
+// 1x1 modes). own_loss divides by the rows of the statistic: N per image, 1 over the batch.
+void add_terms(const Tensor& a, const Tensor& mu, const Tensor& sd, OneByOne mode, Tensor& mean_loss, Tensor& std_loss) {
+  auto acc = [](Tensor& total, const Tensor& t) { total = total.defined() ? add(total, t) : t; };
+  if (a.size(2) * a.size(3) == 1 && mode == OneByOne::BatchStats && a.size(0) > 1) {
+    Tensor flat = a.reshape({a.size(0), a.size(1)});
+    acc(mean_loss, own_loss(mu, mean(flat, {0}, true)));
+    acc(std_loss, own_loss(sd, sqrt(add_scalar(var(flat, {0}, /*unbiased=*/true, true), kEps))));
+    return;
+  }
+  acc(mean_loss, own_loss(mu, mean(a, {2, 3})));
+  if (a.size(2) * a.size(3) > 1 || mode == OneByOne::Nan)  // MeanOnly (or one image): no std term
+    acc(std_loss, own_loss(sd, sqrt(add_scalar(spatial_var(a), kEps))));
+}
+// (N,C) (BatchNorm1d inputs, an MLP's input) is read as (N,C,1,1).
+Tensor as_4d(const Tensor& a) { return a.dim() == 2 ? a.reshape({a.size(0), a.size(1), 1, 1}) : a; }
+}  // namespace
+
 Tensor zeroq_loss(models::Model& teacher, const Tensor& x, OneByOne one_by_one) {
   const auto& bns = teacher.bn_layers();
-  std::vector<Tensor> inputs(bns.size());
-  for (size_t i = 0; i < bns.size(); ++i) bns[i].second->input_hook = [&inputs, i](const Tensor& t) { inputs[i] = t; };
-  try {
-    teacher.forward(x);
-  } catch (...) {
-    for (auto& [name, bn] : bns) bn->input_hook = nullptr;
-    throw;
-  }
-  for (auto& [name, bn] : bns) bn->input_hook = nullptr;
+  std::vector<Tensor> inputs = collect_bn_inputs(teacher, [&] { teacher.forward(x); });
   Tensor mean_loss, std_loss;  // summed as the official code: mean terms, std terms, then their sum
   for (size_t i = 0; i < bns.size(); ++i) {
-    if (!inputs[i].defined()) throw std::runtime_error("zeroq: BN layer " + bns[i].first + " was not called");
-    if (inputs[i].dim() != 4) throw std::runtime_error("zeroq: BN layer " + bns[i].first + " sees a non-4-d input");
+    if (inputs[i].dim() != 4 && inputs[i].dim() != 2)
+      throw std::runtime_error("zeroq: BN layer " + bns[i].first + " sees a " + inputs[i].str() + " input");
     const nn::BatchNorm& bn = *bns[i].second;
     Tensor mu = bn.running_mean.detach();
     Tensor sd = sqrt(add_scalar(bn.running_var.detach(), kEps));
-    const Tensor& a = inputs[i];
-    Tensor lm, ls;
-    if (a.size(2) * a.size(3) == 1 && one_by_one == OneByOne::BatchStats && a.size(0) > 1) {  // deviation: see zeroq.h
-      Tensor flat = a.reshape({a.size(0), a.size(1)});
-      lm = own_loss(mu, mean(flat, {0}, true));
-      ls = own_loss(sd, sqrt(add_scalar(var(flat, {0}, /*unbiased=*/true, true), kEps)));
-    } else {
-      lm = own_loss(mu, mean(a, {2, 3}));
-      if (a.size(2) * a.size(3) > 1 || one_by_one == OneByOne::Nan)  // (one image: MeanOnly)
-        ls = own_loss(sd, sqrt(add_scalar(spatial_var(a), kEps)));
-    }
-    mean_loss = mean_loss.defined() ? add(mean_loss, lm) : lm;
-    if (!ls.defined()) continue;  // MeanOnly at a 1x1 layer
-    std_loss = std_loss.defined() ? add(std_loss, ls) : ls;
+    add_terms(as_4d(inputs[i]), mu, sd, one_by_one, mean_loss, std_loss);
   }
   const int64_t C = x.size(1);
-  Tensor lm = own_loss(Tensor::zeros({C}, DType::F32, x.device()), mean(x, {2, 3}));
-  Tensor ls = own_loss(Tensor::ones({C}, x.device()), sqrt(add_scalar(spatial_var(x), kEps)));
-  mean_loss = mean_loss.defined() ? add(mean_loss, lm) : lm;
-  std_loss = std_loss.defined() ? add(std_loss, ls) : ls;
+  add_terms(as_4d(x), Tensor::zeros({C}, DType::F32, x.device()), Tensor::ones({C}, x.device()), one_by_one, mean_loss,
+            std_loss);
   return add(mean_loss, std_loss);
 }
 
 Tensor distill(models::Model& teacher, const ZeroQOptions& o, Device dev,
                const std::function<void(int, float, float)>& on_iter) {
-  if (o.batch_size < 1 || o.iters < 0 || o.img_size < 8)
+  if (o.batch_size < 1 || o.iters < 0 || (o.sample_shape.empty() && o.img_size < 8))
     throw std::invalid_argument("zeroq: batch_size >= 1, iters >= 0 and img_size >= 8 are needed");
   teacher.eval();
   Generator gen(o.seed);
-  const Shape shape{o.batch_size, 3, o.img_size, o.img_size};
+  Shape shape{o.batch_size, 3, o.img_size, o.img_size};
+  if (!o.sample_shape.empty()) {
+    shape = {o.batch_size};
+    shape.insert(shape.end(), o.sample_shape.begin(), o.sample_shape.end());
+  }
   // (randint(0, 255) - 127.5) / 5418.75, drawn on the host (the same on every device).
   std::vector<int64_t> r = randint(shape, 0, 255, gen).to_vector_i64();
   std::vector<float> v(r.size());

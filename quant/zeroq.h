@@ -45,6 +45,7 @@ struct ZeroQOptions {
   float min_lr = 1e-4f;
   uint64_t seed = 0;
   OneByOne one_by_one = OneByOne::BatchStats;
+  Shape sample_shape;  // empty: (3, img_size, img_size); e.g. {2} for points (an MLP's input)
 };
 
 // Distils one batch from teacher's BN statistics (teacher in eval mode on dev). on_iter, when set,

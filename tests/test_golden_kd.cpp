@@ -8,6 +8,7 @@
 
 #include "engine/io/npy.h"
 #include "engine/ops.h"
+#include "quant/gdfq.h"
 #include "tests/check.h"
 
 using namespace dfq;
@@ -15,12 +16,6 @@ using dfq::test::check_close;
 
 namespace {
 const std::string kLosses = std::string(DFQ_GOLDEN_DIR) + "/losses/";
-
-Tensor gdfq_kd_loss(const Tensor& s, const Tensor& t, const Tensor& y, float T) {
-  Tensor ce = cross_entropy(s, y);
-  Tensor kl = kl_div(log_softmax(mul_scalar(s, 1.f / T)), softmax(mul_scalar(t, 1.f / T)), "mean");
-  return add(ce, mul_scalar(kl, T * T));
-}
 }  // namespace
 
 TEST_CASE("golden kd: GDFQ student loss (CE + T^2 * KL mean, T = 20) and its gradient") {
@@ -35,7 +30,7 @@ TEST_CASE("golden kd: GDFQ student loss (CE + T^2 * KL mean, T = 20) and its gra
   REQUIRE(want_grad.shape() == s.shape());
 
   s.set_requires_grad(true);
-  Tensor loss = gdfq_kd_loss(s, t, y, 20.f);
+  Tensor loss = quant::gdfq_student_loss(s, t, y, 20.f);  // quant/gdfq.h, what gdfq_main trains with
   REQUIRE(loss.numel() == 1);
   std::vector<float> got_loss{loss.item()};
   check_close("kd loss", got_loss, want_loss.to_vector(), 1e-4, 1e-4);
