@@ -46,6 +46,19 @@ void parse_bits(const std::string& s, QuantConfig& cfg) {
   check_bits(cfg.abits, "--bits (activations)");
 }
 
+QuantConfig config_from_flags(const std::string& bits, int qw, int qa, int qb, bool first_last_8) {
+  QuantConfig cfg;
+  parse_bits(bits, cfg);
+  if (qw) cfg.wbits = qw;
+  if (qa) cfg.abits = qa;
+  cfg.bias_bits = qb;
+  check_bits(cfg.wbits, "-qw");
+  check_bits(cfg.abits, "-qa");
+  check_bits(cfg.bias_bits, "-qb");
+  cfg.first_last_bits = first_last_8 ? 8 : 0;
+  return cfg;
+}
+
 void fold_batch_norms(models::Model& m) {
   const auto& convs = m.conv_layers();
   const auto& bns = m.bn_layers();

@@ -36,6 +36,10 @@ struct QuantConfig {
 // Parses "W/A" ("4/8") into cfg.wbits / cfg.abits; throws naming the flag on anything else.
 void parse_bits(const std::string& s, QuantConfig& cfg);
 
+// The mains' bit flags: --bits W/A, then -qw / -qa override when non-zero, -qb (32 = float biases),
+// --first_last_8. Throws std::invalid_argument naming the flag.
+QuantConfig config_from_flags(const std::string& bits, int qw, int qa, int qb, bool first_last_8);
+
 // Folds every BN into the conv before it (paired in forward order; VGG without BN: nothing):
 // w' = w * g / sqrt(rv + eps); the BN becomes a pure shift (gamma 1, mean 0, var such that
 // sqrt(var + eps) == 1, beta' = beta + (b - rm) * g / sqrt(rv + eps)); conv biases move into beta'.

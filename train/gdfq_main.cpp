@@ -124,17 +124,10 @@ int main(int argc, char** argv) {
   o.seed = uint64_t(seed);
   quant::QuantConfig cfg;
   try {
-    quant::parse_bits(bits, cfg);
-    if (qw) cfg.wbits = int(qw);
-    if (qa) cfg.abits = int(qa);
-    cfg.bias_bits = int(qb);
-    quant::check_bits(cfg.wbits, "-qw");
-    quant::check_bits(cfg.abits, "-qa");
-    quant::check_bits(cfg.bias_bits, "-qb");
+    cfg = quant::config_from_flags(bits, int(qw), int(qa), int(qb), first_last_8);
   } catch (const std::exception& ex) {
     flags.fail(ex.what());
   }
-  cfg.first_last_bits = first_last_8 ? 8 : 0;
   const std::string bits_str = std::to_string(cfg.wbits) + "/" + std::to_string(cfg.abits);
   if (out.empty()) out = "runs/gdfq_" + arch + "_w" + std::to_string(cfg.wbits) + "a" + std::to_string(cfg.abits);
   const fs::path dir(out), ckpt = dir / "checkpoint.bin", csv = dir / "log.csv";

@@ -73,17 +73,10 @@ int main(int argc, char** argv) {
   if (!(lr > 0)) flags.fail("--lr must be > 0");
   quant::QuantConfig cfg;
   try {
-    quant::parse_bits(bits, cfg);
-    if (qw) cfg.wbits = int(qw);
-    if (qa) cfg.abits = int(qa);
-    cfg.bias_bits = int(qb);
-    quant::check_bits(cfg.wbits, "-qw");
-    quant::check_bits(cfg.abits, "-qa");
-    quant::check_bits(cfg.bias_bits, "-qb");
+    cfg = quant::config_from_flags(bits, int(qw), int(qa), int(qb), first_last_8);
   } catch (const std::exception& ex) {
     flags.fail(ex.what());
   }
-  cfg.first_last_bits = first_last_8 ? 8 : 0;
   cfg.fold_bn = fold_bn;
   cfg.observer = quant::Observer::MinMax;
   cfg.ste = quant::Ste::Identity;

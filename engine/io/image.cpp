@@ -4,6 +4,7 @@
 // The resize follows Pillow's src/libImaging/Resample.c (precompute_coeffs, normalize_coeffs_8bpc,
 // ImagingResampleHorizontal_8bpc / Vertical_8bpc, ImagingResampleInner) step for step.
 #include "engine/io/image.h"
+#include "engine/io/json_out.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -65,12 +66,7 @@ void save_png(const std::string& path, const ImageU8& img) {
     std::remove(tmp.c_str());
     throw std::runtime_error("dfq: cannot write PNG " + path);
   }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::remove(tmp.c_str());
-    throw std::runtime_error("dfq: cannot write PNG " + path + ": " + ec.message());
-  }
+  rename_into_place(tmp, path);
 }
 
 ImageU8 image_grid(const Tensor& x_in, int64_t cols, int scale) {

@@ -55,6 +55,10 @@ void write_file_atomic(const std::string& path, const std::string& content) {
       throw std::runtime_error("cannot write " + path);
     }
   }
+  rename_into_place(tmp, path);
+}
+
+void rename_into_place(const std::string& tmp, const std::string& path) {
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
   if (ec) {

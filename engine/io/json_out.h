@@ -20,5 +20,7 @@ class JsonReport {
 
 // Writes content to path through path.tmp + rename; throws naming the path.
 void write_file_atomic(const std::string& path, const std::string& content);
+// Renames a finished temporary file over path; on failure removes tmp and throws naming path.
+void rename_into_place(const std::string& tmp, const std::string& path);
 
 }  // namespace dfq
