@@ -1,244 +1,23 @@
-// test_cuda_twins.cpp — the CUDA backend against the CPU reference, one table of op cases (in the
-// manner of ggml's test-backend-ops). Each row names a kernel (forward or backward), its shapes and
-// parameters, and a tolerance; the runner makes fresh deterministic random inputs, runs the
-// dfq::cpu kernel on host buffers and the dfq::cuda kernel on device buffers that carry 256-byte
-// guard regions before and after, then checks that the guards and the inputs are untouched and
-// that every output matches (dfq::test::check_close for floats, exact for integers).
-// Device outputs start as NaN (0xFF bytes for integer outputs), so an element the GPU fails to
-// write, or reads before writing, shows. Rows live in groups, one TEST_CASE per group, so a subset
-// can run alone (e.g. under compute-sanitizer: -tc="*conv*").
-// Tolerances: element-wise 1e-5 relative; reductions / GEMM / conv 1e-4 relative with an absolute
-// part that grows with sqrt(terms summed), because the output magnitude does (TF32 is off).
+// test_cuda_twins.cpp — the CUDA twin table's rows for memory and random, elementwise, reductions,
+// GEMM, conv, pooling and batch norm, one TEST_CASE per group, and the CUDA tests outside the table:
+// every kernel of kernel_list.inc has a row, philox bit identity, the caching allocator, runtime
+// basics, TF32. The harness (the runner, guards, BufSpec helpers, tolerance rules) is in
+// tests/cuda_twins.h; the loss, optimizer and quant rows are in test_cuda_twins_loss_optim_quant.cpp.
 // Everything here is in TEST_SUITE("cuda"), which tests/main.cpp excludes when there is no GPU.
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <functional>
 #include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
-#include "engine/device.h"
-#include "engine/kernels/kernels.h"
-#include "tests/check.h"
+#include "tests/cuda_twins.h"
 
-namespace {
-using namespace dfq;
+namespace dfq::twins {
 
-// The kernels of one backend as static members, so a generic lambda can call either.
-struct CpuK {
-#define DFQ_KERNEL(name, params) static constexpr auto name = &dfq::cpu::name;
-#include "engine/kernels/kernel_list.inc"
-#undef DFQ_KERNEL
-};
-struct CudaK {
-#define DFQ_KERNEL(name, params) static constexpr auto name = &dfq::cuda::name;
-#include "engine/kernels/kernel_list.inc"
-#undef DFQ_KERNEL
-};
-
-enum class DType { F32, I64, I32, U8 };
-enum class Role { In, Out, InOut };
-enum class Init { Uniform, Away, ProbsZero, Ints, Zero };
-
-struct BufSpec {
-  std::string name;
-  DType type;
-  int64_t n;
-  Role role;
-  Init init;
-  double lo, hi;
-};
-
-size_t elem_size(DType t) { return t == DType::F32 || t == DType::I32 ? 4 : t == DType::I64 ? 8 : 1; }
-
-BufSpec in_f(const char* name, int64_t n, double lo = -1, double hi = 1) { return {name, DType::F32, n, Role::In, Init::Uniform, lo, hi}; }
-BufSpec in_pos(const char* name, int64_t n) { return {name, DType::F32, n, Role::In, Init::Uniform, 0.5, 2.0}; }
-// |x| in [0.1, 1), random sign: away from the kinks of relu / abs / leaky relu
-BufSpec in_away(const char* name, int64_t n) { return {name, DType::F32, n, Role::In, Init::Away, 0.1, 1.0}; }
-// probabilities in [0, 1) with about 20% exact zeros (kl_div's t == 0 branch)
-BufSpec in_probs0(const char* name, int64_t n) { return {name, DType::F32, n, Role::In, Init::ProbsZero, 0, 1}; }
-BufSpec in_i64(const char* name, int64_t n, int64_t lo, int64_t hi) { return {name, DType::I64, n, Role::In, Init::Ints, double(lo), double(hi)}; }
-BufSpec in_u8(const char* name, int64_t n) { return {name, DType::U8, n, Role::In, Init::Ints, 0, 256}; }
-BufSpec io_f(const char* name, int64_t n, double lo = -1, double hi = 1) { return {name, DType::F32, n, Role::InOut, Init::Uniform, lo, hi}; }
-BufSpec out_f(const char* name, int64_t n) { return {name, DType::F32, n, Role::Out, Init::Zero, 0, 0}; }
-BufSpec out_i32(const char* name, int64_t n) { return {name, DType::I32, n, Role::Out, Init::Zero, 0, 0}; }
-BufSpec out_i64(const char* name, int64_t n) { return {name, DType::I64, n, Role::Out, Init::Zero, 0, 0}; }
-BufSpec out_u8(const char* name, int64_t n) { return {name, DType::U8, n, Role::Out, Init::Zero, 0, 0}; }
-
-struct Bufs {
-  std::vector<void*> p;
-  float* f(int i) const { return static_cast<float*>(p[i]); }
-  int64_t* l(int i) const { return static_cast<int64_t*>(p[i]); }
-  int32_t* i32(int i) const { return static_cast<int32_t*>(p[i]); }
-  uint8_t* u8(int i) const { return static_cast<uint8_t*>(p[i]); }
-};
-
-struct Case {
-  std::string group, name;
-  std::vector<BufSpec> bufs;
-  double atol, rtol;
-  std::function<void(const Bufs&)> cpu, gpu;
-};
-
-std::vector<Case>& table() {
-  static std::vector<Case> t;
-  return t;
-}
-
-// One row: f(k, b) calls k.<kernel>(...) with b's buffers; k is CpuK{} or CudaK{}.
-template <typename F>
-void row(const std::string& group, const std::string& name, std::vector<BufSpec> bufs, double atol, double rtol, F f) {
-  table().push_back(Case{group, name, std::move(bufs), atol, rtol, [f](const Bufs& b) { f(CpuK{}, b); },
-                         [f](const Bufs& b) { f(CudaK{}, b); }});
-}
-
-constexpr size_t kGuardBytes = 256;  // 64 floats each side
-constexpr unsigned char kGuardByte = 0xA5;
-
-uint64_t name_seed(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;  // FNV-1a
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
-
-std::vector<unsigned char> make_data(const BufSpec& s, std::mt19937_64& rng) {
-  std::vector<unsigned char> d(size_t(s.n) * elem_size(s.type), 0);
-  auto u01 = [&] { return double(rng() >> 40) * (1.0 / 16777216.0); };
-  for (int64_t i = 0; i < s.n; ++i) {
-    if (s.init == Init::Zero) break;
-    if (s.type == DType::F32) {
-      double v = s.lo + (s.hi - s.lo) * u01();
-      if (s.init == Init::Away) v = (rng() & 1) ? v : -v;
-      if (s.init == Init::ProbsZero && u01() < 0.2) v = 0;
-      float fv = float(v);
-      std::memcpy(d.data() + 4 * i, &fv, 4);
-    } else {
-      int64_t v = int64_t(s.lo) + int64_t(rng() % uint64_t(int64_t(s.hi) - int64_t(s.lo)));
-      if (s.type == DType::I64) std::memcpy(d.data() + 8 * i, &v, 8);
-      if (s.type == DType::I32) { int32_t w = int32_t(v); std::memcpy(d.data() + 4 * i, &w, 4); }
-      if (s.type == DType::U8) d[i] = static_cast<unsigned char>(v);
-    }
-  }
-  return d;
-}
-
-std::string describe_first_mismatch(const std::vector<unsigned char>& a, const std::vector<unsigned char>& r, size_t es) {
-  for (size_t i = 0; i < a.size(); ++i)
-    if (a[i] != r[i]) return "first difference at element " + std::to_string(i / es);
-  return "";
-}
-
-void run_case(const Case& c) {
-  INFO("case [" << c.group << "] " << c.name);
-  std::mt19937_64 rng(name_seed(c.group + "/" + c.name));
-  const size_t nb = c.bufs.size();
-  std::vector<std::vector<unsigned char>> init(nb), host(nb), dev_img(nb);
-  Bufs hb, db;
-  std::vector<void*> dev_base(nb, nullptr);
-  std::vector<size_t> dev_bytes(nb, 0);
-  for (size_t i = 0; i < nb; ++i) {
-    const BufSpec& s = c.bufs[i];
-    const size_t bytes = size_t(s.n) * elem_size(s.type);
-    init[i] = make_data(s, rng);
-    host[i] = init[i];
-    host[i].resize(std::max<size_t>(bytes, 1));
-    hb.p.push_back(host[i].data());
-    // device image: guard | data (outputs: NaN / 0xFF) | guard
-    std::vector<unsigned char> img(bytes + 2 * kGuardBytes, kGuardByte);
-    if (s.role == Role::Out) std::memset(img.data() + kGuardBytes, 0xFF, bytes);  // 0xFFFFFFFF is a NaN
-    else std::memcpy(img.data() + kGuardBytes, init[i].data(), bytes);
-    dev_bytes[i] = img.size();
-    dev_base[i] = cuda::alloc(img.size());
-    cuda::copy_h2d(dev_base[i], img.data(), img.size());
-    db.p.push_back(static_cast<unsigned char*>(dev_base[i]) + kGuardBytes);
-  }
-  bool ran = false;
-  try {
-    c.cpu(hb);
-    c.gpu(db);
-    cuda::synchronize();
-    ran = true;
-  } catch (const std::exception& e) {
-    FAIL_CHECK("threw: " << e.what());
-  }
-  for (size_t i = 0; i < nb && ran; ++i) {
-    const BufSpec& s = c.bufs[i];
-    const size_t es = elem_size(s.type), bytes = size_t(s.n) * es;
-    std::vector<unsigned char> img(dev_bytes[i]);
-    cuda::copy_d2h(img.data(), dev_base[i], img.size());
-    bool guards = true;
-    for (size_t j = 0; j < kGuardBytes; ++j)
-      guards &= img[j] == kGuardByte && img[kGuardBytes + bytes + j] == kGuardByte;
-    if (!guards) FAIL_CHECK(s.name << ": a guard region around the device buffer was overwritten");
-    std::vector<unsigned char> got(img.begin() + kGuardBytes, img.begin() + kGuardBytes + bytes);
-    const std::string label = c.name + " / " + s.name;
-    if (s.role == Role::In) {
-      if (got != init[i]) FAIL_CHECK(label << ": the CUDA kernel wrote into an input (" << describe_first_mismatch(got, init[i], es) << ")");
-      continue;
-    }
-    if (s.type == DType::F32) {
-      dfq::test::check_close(label, reinterpret_cast<const float*>(got.data()), reinterpret_cast<const float*>(host[i].data()),
-                             s.n, c.atol, c.rtol);
-    } else {
-      std::vector<unsigned char> want(host[i].begin(), host[i].begin() + bytes);
-      if (got != want) FAIL_CHECK(label << ": integer output differs (" << describe_first_mismatch(got, want, es) << ")");
-    }
-  }
-  for (size_t i = 0; i < nb; ++i) cuda::release(dev_base[i], dev_bytes[i]);
-}
-
-// ---- helpers for the argument structs -------------------------------------------------------------
-Conv2dArgs conv(int N, int C, int H, int W, int K, int R, int S, int sh, int sw, int ph, int pw, int dh, int dw, int g) {
-  Conv2dArgs a{N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw, g, 0, 0};
-  conv2d_out_size(a);
-  return a;
-}
-Pool2dArgs pool(int N, int C, int H, int W, int R, int S, int sh, int sw, int ph, int pw) {
-  Pool2dArgs a{N, C, H, W, R, S, sh, sw, ph, pw, 0, 0};
-  pool2d_out_size(a);
-  return a;
-}
-// Dense broadcast of shapes sa and sb (same length, 1 = broadcast) to their elementwise max.
-BroadcastArgs bcast(std::vector<int64_t> sa, std::vector<int64_t> sb, int64_t* na, int64_t* nb, int64_t* nout) {
-  BroadcastArgs a{};
-  a.ndim = int(sa.size());
-  int64_t ea = 1, eb = 1, eo = 1;
-  for (int d = a.ndim - 1; d >= 0; --d) {
-    a.shape[d] = sa[d] == 1 ? sb[d] : sa[d];  // broadcasting: 1 stretches, 0 stays empty
-    a.stride_a[d] = sa[d] == 1 ? 0 : ea;
-    a.stride_b[d] = sb[d] == 1 ? 0 : eb;
-    ea *= sa[d];
-    eb *= sb[d];
-    eo *= a.shape[d];
-  }
-  *na = ea;
-  *nb = eb;
-  *nout = eo;
-  return a;
-}
-ReduceArgs red(std::vector<int64_t> shape, std::vector<int> mask, int64_t* n_in, int64_t* n_out) {
-  ReduceArgs a{};
-  a.ndim = int(shape.size());
-  *n_in = 1;
-  *n_out = 1;
-  for (int d = 0; d < a.ndim; ++d) {
-    a.shape[d] = shape[d];
-    a.reduce[d] = mask[d];
-    *n_in *= shape[d];
-    if (!mask[d]) *n_out *= shape[d];
-  }
-  return a;
-}
-const char* unary_name(UnaryOp op) {
-  static const char* n[] = {"relu", "leaky_relu", "tanh", "sqrt", "square", "exp", "log", "neg", "add_scalar", "mul_scalar", "abs", "sigmoid"};
-  return n[int(op)];
-}
-
-// ---- the table --------------------------------------------------------------------------------------
 void add_memory_rows() {
   const double e = 1e-6;  // copies and casts are exact; the tolerance is only a formality
   row("memory", "fill n=10007", {out_f("y", 10007)}, 0, 0, [](auto k, const Bufs& b) { k.fill(10007, 3.25f, b.f(0)); });
@@ -460,138 +239,12 @@ void add_norm_rows() {
   }
 }
 
-void add_loss_rows() {
-  const int64_t sm[][2] = {{37, 10}, {5, 1000}, {3, 1}, {2, 4097}, {0, 10}};
-  for (auto& s : sm) {
-    const int64_t R = s[0], C = s[1];
-    for (bool log : {false, true}) {
-      const std::string w = std::string(log ? " log=1 " : " log=0 ") + std::to_string(R) + "x" + std::to_string(C);
-      row("loss", "softmax_forward" + w, {in_f("x", R * C, -4, 4), out_f("y", R * C)}, 1e-6, 1e-5, [=](auto k, const Bufs& b) { k.softmax_forward(R, C, log, b.f(0), b.f(1)); });
-      row("loss", "softmax_backward" + w, {in_f("x", R * C, -4, 4), in_f("gy", R * C), out_f("y", R * C), out_f("gx", R * C)}, 1e-6, 1e-5,
-          [=](auto k, const Bufs& b) {
-            k.softmax_forward(R, C, log, b.f(0), b.f(2));
-            k.softmax_backward(R, C, log, b.f(2), b.f(1), b.f(3));
-          });
-    }
-  }
-  for (int64_t R : {int64_t(37), int64_t(1), int64_t(0)}) {
-    const int64_t C = 10;
-    const std::string w = " rows=" + std::to_string(R);
-    row("loss", "nll_forward" + w, {in_f("logp", R * C, -5, 0), in_i64("labels", R, 0, C), out_f("loss", 1)}, 1e-6, 1e-5,
-        [=](auto k, const Bufs& b) { k.nll_forward(R, C, b.f(0), b.l(1), b.f(2)); });
-    if (R > 0)
-      row("loss", "nll_backward" + w, {in_i64("labels", R, 0, C), in_f("gloss", 1, 0.5, 2), out_f("glogp", R * C)}, 1e-6, 1e-5,
-          [=](auto k, const Bufs& b) { k.nll_backward(R, C, b.l(0), b.f(1), b.f(2)); });
-  }
-  const int64_t n = 1001;
-  row("loss", "kl_div_forward n=1001", {in_f("input", n, -4, 0), in_probs0("target", n), out_f("y", n)}, 1e-6, 1e-5,
-      [=](auto k, const Bufs& b) { k.kl_div_forward(n, b.f(0), b.f(1), b.f(2)); });
-  row("loss", "kl_div_backward n=1001", {in_f("input", n, -4, 0), in_probs0("target", n), in_f("gy", n), out_f("ginput", n), out_f("gtarget", n)}, 1e-6, 1e-5,
-      [=](auto k, const Bufs& b) { k.kl_div_backward(n, b.f(0), b.f(1), b.f(2), b.f(3), b.f(4)); });
-  row("loss", "kl_div_backward ginput only", {in_f("input", n, -4, 0), in_probs0("target", n), in_f("gy", n), out_f("ginput", n)}, 1e-6, 1e-5,
-      [=](auto k, const Bufs& b) { k.kl_div_backward(n, b.f(0), b.f(1), b.f(2), b.f(3), nullptr); });
-  row("loss", "embedding_forward 64 of 50x17", {in_i64("idx", 64, 0, 50), in_f("table", 50 * 17), out_f("y", 64 * 17)}, 0, 0,
-      [](auto k, const Bufs& b) { k.embedding_forward(64, 17, b.l(0), b.f(1), b.f(2)); });
-  // repeated indices add up in another order on the GPU (atomics)
-  row("loss", "embedding_backward 64 into 50x17", {in_i64("idx", 64, 0, 50), in_f("gy", 64 * 17), io_f("gtable", 50 * 17)}, 1e-6, 1e-5,
-      [](auto k, const Bufs& b) { k.embedding_backward(64, 17, b.l(0), b.f(1), b.f(2)); });
-  row("loss", "embedding_backward empty", {in_i64("idx", 0, 0, 1), in_f("gy", 0), io_f("gtable", 5)}, 0, 0,
-      [](auto k, const Bufs& b) { k.embedding_backward(0, 1, b.l(0), b.f(1), b.f(2)); });
-}
+}  // namespace dfq::twins
 
-void add_optim_rows() {
-  const int64_t n = 5005;
-  struct S { const char* what; SgdArgs a; };
-  const S ss[] = {{"plain", {0.1f, 0.f, 0.f, false, false}},
-                  {"wd", {0.05f, 0.f, 1e-2f, false, false}},
-                  {"momentum first step", {0.1f, 0.9f, 1e-4f, false, true}},
-                  {"momentum", {0.1f, 0.9f, 1e-4f, false, false}},
-                  {"nesterov", {0.1f, 0.9f, 0.f, true, false}}};
-  for (const S& s : ss) {
-    const SgdArgs a = s.a;
-    row("optim", std::string("sgd_update ") + s.what, {io_f("p", n), in_f("g", n), io_f("buf", n)}, 1e-6, 1e-5,
-        [=](auto k, const Bufs& b) { k.sgd_update(a, n, b.f(0), b.f(1), a.momentum != 0.f ? b.f(2) : nullptr); });
-  }
-  struct A { const char* what; AdamArgs a; };
-  const A as[] = {{"step 1", {1e-3f, 0.9f, 0.999f, 1e-8f, 0.f, 1}}, {"step 10 wd", {1e-2f, 0.8f, 0.99f, 1e-8f, 1e-2f, 10}}};
-  for (const A& s : as) {
-    const AdamArgs a = s.a;
-    row("optim", std::string("adam_update ") + s.what, {io_f("p", n), in_f("g", n), io_f("m", n, -0.1, 0.1), io_f("v", n, 0, 0.01)}, 1e-6, 1e-5,
-        [=](auto k, const Bufs& b) { k.adam_update(a, n, b.f(0), b.f(1), b.f(2), b.f(3)); });
-  }
-  row("optim", "sgd_update n=0", {io_f("p", 0), in_f("g", 0)}, 0, 0, [](auto k, const Bufs& b) { k.sgd_update(SgdArgs{0.1f, 0.f, 0.f, false, false}, 0, b.f(0), b.f(1), nullptr); });
-}
+using namespace dfq;
+using namespace dfq::twins;
 
-// The fake-quantizer shares its arithmetic with the CPU (quant_math.h, no fused multiply-add) and
-// min / max are exact in any order: every row is exact (atol = rtol = 0: equal values; no output
-// is a NaN or a -0, so that is bit identity). x spans [-1.5, 1.5], wider than the ranges
-// lo in [-1, -0.1], hi in [0.1, 1], so both clamps and the clip mask are exercised.
-void add_quant_rows() {
-  // rows=1 x 300000 and 7 x 5000 split each row over several blocks; 16 x 72 does not
-  const int64_t mm[][2] = {{1, 300000}, {16, 72}, {7, 5000}, {5, 1}, {0, 3}};
-  for (auto& s : mm) {
-    const int64_t R = s[0], C = s[1];
-    row("quant", "minmax_rows " + std::to_string(R) + "x" + std::to_string(C), {in_f("x", R * C), out_f("lo", R), out_f("hi", R)}, 0, 0,
-        [=](auto k, const Bufs& b) { k.minmax_rows(R, C, b.f(0), b.f(1), b.f(2)); });
-  }
-  const int64_t fq[][2] = {{16, 72}, {1, 100003}};  // per-row (rows, cols), per-tensor (one range)
-  for (auto& s : fq) {
-    const int64_t R = s[0], C = s[1], n = R * C;
-    const std::string w = std::to_string(R) + "x" + std::to_string(C);
-    for (int bits : {2, 4, 8})
-      row("quant", "fake_quant bits=" + std::to_string(bits) + " " + w, {in_f("x", n, -1.5, 1.5), in_f("lo", R, -1, -0.1), in_f("hi", R, 0.1, 1), out_f("y", n)}, 0, 0,
-          [=](auto k, const Bufs& b) { k.fake_quant(n, C, bits, b.f(0), b.f(1), b.f(2), b.f(3)); });
-    row("quant", "fake_quant_backward_clip " + w,
-        {in_f("x", n, -1.5, 1.5), in_f("lo", R, -1, -0.1), in_f("hi", R, 0.1, 1), in_f("gy", n), out_f("gx", n)}, 0, 0,
-        [=](auto k, const Bufs& b) { k.fake_quant_backward_clip(n, C, b.f(0), b.f(1), b.f(2), b.f(3), b.f(4)); });
-  }
-  row("quant", "fake_quant n=0", {in_f("x", 0), in_f("lo", 1), in_f("hi", 1), out_f("y", 0)}, 0, 0,
-      [](auto k, const Bufs& b) { k.fake_quant(0, 1, 8, b.f(0), b.f(1), b.f(2), b.f(3)); });
-  // state = {lo, hi, beta_t} (InOut), batch = {min, max}
-  row("quant", "range_update ema=0", {io_f("state", 3, -0.5, 0.5), in_f("batch", 2)}, 0, 0,
-      [](auto k, const Bufs& b) { k.range_update(false, 0.9f, b.f(1), b.f(0)); });
-  // beta_t drawn in [0.05, 1): inside (0, 1] (so lo, hi start in that range too, which is fine here)
-  row("quant", "range_update ema=1 beta_t in (0,1)", {io_f("state", 3, 0.05, 1), in_f("batch", 2)}, 0, 0,
-      [](auto k, const Bufs& b) { k.range_update(true, 0.9f, b.f(1), b.f(0)); });
-  // GDFQ's start: beta_t = 1 (set by the fill kernel, itself exact), then three steps
-  row("quant", "range_update ema=1 from beta_t=1, 3 steps", {io_f("state", 3, -0.5, 0.5), in_f("batch", 6)}, 0, 0,
-      [](auto k, const Bufs& b) {
-        k.fill(1, 1.f, b.f(0) + 2);
-        for (int t = 0; t < 3; ++t) k.range_update(true, 0.99f, b.f(1) + 2 * t, b.f(0));
-      });
-  row("quant", "range_update ema=0 3 steps", {io_f("state", 3, -0.5, 0.5), in_f("batch", 6)}, 0, 0,
-      [](auto k, const Bufs& b) {
-        for (int t = 0; t < 3; ++t) k.range_update(false, 0.99f, b.f(1) + 2 * t, b.f(0));
-      });
-}
-
-void build_table() {
-  static bool built = false;
-  if (built) return;
-  built = true;
-  add_memory_rows();
-  add_elementwise_rows();
-  add_reduce_rows();
-  add_gemm_rows();
-  add_conv_rows();
-  add_pool_rows();
-  add_norm_rows();
-  add_loss_rows();
-  add_optim_rows();
-  add_quant_rows();
-}
-
-void run_group(const char* group) {
-  build_table();
-  cuda::set_tf32(false);
-  int n = 0;
-  for (const Case& c : table())
-    if (c.group == group) {
-      run_case(c);
-      ++n;
-    }
-  CHECK(n > 0);
-}
+namespace {
 
 template <typename T>
 std::vector<T> to_host(const T* d, int64_t n) {
@@ -610,9 +263,6 @@ TEST_SUITE("cuda") {
   TEST_CASE("cuda twins: conv") { run_group("conv"); }
   TEST_CASE("cuda twins: pooling and resampling") { run_group("pool"); }
   TEST_CASE("cuda twins: batch norm") { run_group("norm"); }
-  TEST_CASE("cuda twins: softmax, losses, embedding") { run_group("loss"); }
-  TEST_CASE("cuda twins: optimizers") { run_group("optim"); }
-  TEST_CASE("cuda twins: quant") { run_group("quant"); }
 
   TEST_CASE("cuda: every kernel of kernel_list.inc has a row in the twin table") {
     build_table();
