@@ -22,6 +22,19 @@
 
 namespace dfq::cuda::detail {
 
+// Few outputs, long reductions (reduce_sum, minmax_rows): each output's R elements are split over
+// S blocks of `chunk` elements (>= 4096 each, about 4 blocks per SM in all); S == 1: one block each.
+struct Split {
+  int64_t S, chunk;
+};
+inline Split split_reduction(int64_t outputs, int64_t R) {
+  const int64_t target = 4 * int64_t(sm_count());
+  int64_t S = std::min<int64_t>({(target + outputs - 1) / outputs, (R + 4095) / 4096, 65535});
+  if (S < 1) S = 1;
+  const int64_t chunk = (R + S - 1) / S;
+  return {(R + chunk - 1) / chunk, chunk};
+}
+
 constexpr int kThreads = 256;
 
 // for (int64_t i = first; i < n; i += stride) over the whole grid

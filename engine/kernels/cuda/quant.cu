@@ -86,12 +86,8 @@ __global__ void range_update_kernel(bool ema, float beta, const float* batch, fl
 
 void minmax_rows(int64_t rows, int64_t cols, const float* x, float* lo, float* hi) {
   if (rows == 0) return;
-  // Few rows, long rows: split each row over S blocks (>= 4096 elements each), then combine.
-  const int64_t target = 4 * int64_t(sm_count());
-  int64_t S = std::min<int64_t>({(target + rows - 1) / rows, (cols + 4095) / 4096, 65535});
-  if (S < 1) S = 1;
-  const int64_t chunk = (cols + S - 1) / S;
-  S = (cols + chunk - 1) / chunk;
+  // Few rows, long rows: split each row over S blocks, then combine.
+  const auto [S, chunk] = detail::split_reduction(rows, cols);
   if (S == 1) {
     DFQ_LAUNCH(minmax_kernel, dim3(static_cast<unsigned>(rows), 1), detail::kThreads, cols, chunk, 1, x, lo, hi);
     return;

@@ -98,11 +98,7 @@ void reduce_sum(const ReduceArgs& a, const float* x, float* y) {
     return;
   }
   // Few outputs, long reductions: split each output's range over S blocks (>= 4096 elements each).
-  const int64_t target = 4 * int64_t(sm_count());
-  int64_t S = std::min<int64_t>({(target + out_n - 1) / out_n, (R + 4095) / 4096, 65535});
-  if (S < 1) S = 1;
-  const int64_t chunk = (R + S - 1) / S;
-  S = (R + chunk - 1) / chunk;
+  const auto [S, chunk] = detail::split_reduction(out_n, R);
   if (S == 1) {
     DFQ_LAUNCH(reduce_block_kernel, dim3(static_cast<unsigned>(out_n), 1), detail::kThreads, g, R, chunk, 1, x, y,
                nullptr);
