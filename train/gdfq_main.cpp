@@ -203,6 +203,12 @@ int main(int argc, char** argv) {
                   st.q_loss, st.q_trained ? "" : " (warm-up: Q not updated)", st.ranges_observed ? " [ranges observed]" : "");
       if (top1 >= 0) std::printf("  test top-1 %.2f %% top-5 %.2f %%", top1, top5);
       std::printf("  [%s]\n", format_duration(rec[8]).c_str());
+      if (st.ranges_observed && (e + 1 == o.range_epochs || last) && !tr.qmodel().acts().empty() &&
+          tr.qmodel().acts()[0].updates() < 200)
+        std::printf("warning: the activation ranges were observed for only %lld updates and are now frozen; GDFQ's\n"
+                    "  compounded EMA bias correction needs ~200 to settle (dfq_algorithms.md 1.5): before that the ranges\n"
+                    "  are far too wide (x3945 at update 21) and low-bit accuracy collapses. Raise --n_iter or --range_epochs.\n",
+                    (long long)tr.qmodel().acts()[0].updates());
       std::fflush(stdout);
       if ((e + 1) % sample_every == 0 || last) sample("samples_epoch" + std::to_string(e + 1) + ".png");
       tr.save_checkpoint(ckpt.string(), rec);
