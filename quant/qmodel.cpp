@@ -46,15 +46,26 @@ void parse_bits(const std::string& s, QuantConfig& cfg) {
   check_bits(cfg.abits, "--bits (activations)");
 }
 
-QuantConfig config_from_flags(const std::string& bits, int qw, int qa, int qb, bool first_last_8) {
+BitFlags::BitFlags(Flags& flags, const std::string& default_bits)
+    : bits(flags.str("--bits", default_bits)),
+      qw(flags.integer("-qw", 0)),
+      qa(flags.integer("-qa", 0)),
+      qb(flags.integer("-qb", 32)),
+      first_last_8(flags.boolean("--first_last_8")) {}
+
+QuantConfig BitFlags::config(const Flags& flags) const {
   QuantConfig cfg;
-  parse_bits(bits, cfg);
-  if (qw) cfg.wbits = qw;
-  if (qa) cfg.abits = qa;
-  cfg.bias_bits = qb;
-  check_bits(cfg.wbits, "-qw");
-  check_bits(cfg.abits, "-qa");
-  check_bits(cfg.bias_bits, "-qb");
+  try {
+    parse_bits(bits, cfg);
+    if (qw) cfg.wbits = int(qw);
+    if (qa) cfg.abits = int(qa);
+    cfg.bias_bits = int(qb);
+    check_bits(cfg.wbits, "-qw");
+    check_bits(cfg.abits, "-qa");
+    check_bits(cfg.bias_bits, "-qb");
+  } catch (const std::exception& ex) {
+    flags.fail(ex.what());
+  }
   cfg.first_last_bits = first_last_8 ? 8 : 0;
   return cfg;
 }
@@ -111,28 +122,19 @@ QuantizedModel::QuantizedModel(std::shared_ptr<models::Model> model, const Quant
   if (cfg.fold_bn && !weights_already_folded) fold_batch_norms(*model_);
   model_->eval();
   const Device dev = model_->parameters().empty() ? Device::CPU : model_->parameters()[0].device();
+  // Weight (and, with bias_bits < 32, bias) fake-quantizers on every conv and linear; the first conv
+  // and the last linear at first_last_bits when set.
+  auto install = [&](auto* layer, bool first_or_last) {
+    const int bits = (first_or_last && cfg.first_last_bits) ? cfg.first_last_bits : cfg.wbits;
+    const int bb = cfg.bias_bits;
+    const Ste ste = cfg.ste;
+    layer->weight_hook = [bits, ste](const Tensor& w) { return quantize_weight(w, bits, ste); };
+    if (bb < 32) layer->bias_hook = [bb, ste](const Tensor& b) { return quantize_per_tensor(b, bb, ste); };
+  };
   const auto& convs = model_->conv_layers();
   const auto& lins = model_->linear_layers();
-  for (size_t i = 0; i < convs.size(); ++i) {
-    nn::Conv2d* c = convs[i].second;
-    const int bits = (i == 0 && cfg.first_last_bits) ? cfg.first_last_bits : cfg.wbits;
-    const Ste ste = cfg.ste;
-    c->weight_hook = [bits, ste](const Tensor& w) { return quantize_weight(w, bits, ste); };
-    if (cfg.bias_bits < 32) {
-      const int bb = cfg.bias_bits;
-      c->bias_hook = [bb, ste](const Tensor& b) { return quantize_per_tensor(b, bb, ste); };
-    }
-  }
-  for (size_t i = 0; i < lins.size(); ++i) {
-    nn::Linear* l = lins[i].second;
-    const int bits = (i + 1 == lins.size() && cfg.first_last_bits) ? cfg.first_last_bits : cfg.wbits;
-    const Ste ste = cfg.ste;
-    l->weight_hook = [bits, ste](const Tensor& w) { return quantize_weight(w, bits, ste); };
-    if (cfg.bias_bits < 32) {
-      const int bb = cfg.bias_bits;
-      l->bias_hook = [bb, ste](const Tensor& b) { return quantize_per_tensor(b, bb, ste); };
-    }
-  }
+  for (size_t i = 0; i < convs.size(); ++i) install(convs[i].second, i == 0);
+  for (size_t i = 0; i < lins.size(); ++i) install(lins[i].second, i + 1 == lins.size());
   acts_.reserve(model_->act_sites().size());
   for (size_t i = 0; i < model_->act_sites().size(); ++i)
     acts_.emplace_back(cfg.abits, cfg.observer, cfg.ste, dev, cfg.ema_beta);

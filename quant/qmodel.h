@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/io/flags.h"
 #include "models/model.h"
 #include "quant/quantizer.h"
 
@@ -36,9 +37,16 @@ struct QuantConfig {
 // Parses "W/A" ("4/8") into cfg.wbits / cfg.abits; throws naming the flag on anything else.
 void parse_bits(const std::string& s, QuantConfig& cfg);
 
-// The mains' bit flags: --bits W/A, then -qw / -qa override when non-zero, -qb (32 = float biases),
-// --first_last_8. Throws std::invalid_argument naming the flag.
-QuantConfig config_from_flags(const std::string& bits, int qw, int qa, int qb, bool first_last_8);
+// The bit flags zeroq_main and gdfq_main share: --bits W/A, then -qw / -qa override when non-zero,
+// -qb (32 = float biases), --first_last_8. The constructor declares them (before Flags::done());
+// config() parses them (after it) and ends the program through Flags::fail on a bad value.
+struct BitFlags {
+  BitFlags(Flags& flags, const std::string& default_bits);
+  QuantConfig config(const Flags& flags) const;
+  std::string bits;
+  long long qw = 0, qa = 0, qb = 32;
+  bool first_last_8 = false;
+};
 
 // Folds every BN into the conv before it (paired in forward order; VGG without BN: nothing):
 // w' = w * g / sqrt(rv + eps); the BN becomes a pure shift (gamma 1, mean 0, var such that

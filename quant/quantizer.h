@@ -18,8 +18,6 @@ namespace dfq::quant {
 
 enum class Ste { Identity, Clip };
 enum class Observer { MinMax, Ema };  // ZeroQ's cumulative min/max; GDFQ's EMA (beta 0.9)
-Ste parse_ste(const std::string& s);            // "identity" | "clip"
-Observer parse_observer(const std::string& s);  // "minmax" | "ema"
 const char* ste_name(Ste s);
 const char* observer_name(Observer o);
 
@@ -54,7 +52,6 @@ class ActQuantizer {
   // {lo, hi} on the host (synchronises).
   std::pair<float, float> range() const;
   Tensor state;  // (3) float: lo, hi, beta_t
-  void to(Device d) { state = state.to(d).detach(); }
 
  private:
   int bits_;

@@ -88,9 +88,7 @@ int main(int argc, char** argv) {
   Flags flags(argc, argv, kUsage);
   std::string arch = flags.str("-a", flags.str("--arch", "resnet18"));
   std::string weights = flags.str("--weights", "");
-  std::string bits = flags.str("--bits", "4/4");
-  long long qw = flags.integer("-qw", 0), qa = flags.integer("-qa", 0), qb = flags.integer("-qb", 32);
-  bool first_last_8 = flags.boolean("--first_last_8");
+  const quant::BitFlags bit_flags(flags, "4/4");
   quant::GdfqOptions o;
   o.n_epochs = int(flags.integer("--n_epochs", 400));
   o.n_iter = int(flags.integer("--n_iter", 200));
@@ -122,12 +120,7 @@ int main(int argc, char** argv) {
   if (img_size != 0 && (img_size < 8 || img_size % 4)) flags.fail("--img_size must be a multiple of 4, >= 8");
   if (!milestones.empty()) o.milestones = parse_int_list(milestones, flags, "--milestones");
   o.seed = uint64_t(seed);
-  quant::QuantConfig cfg;
-  try {
-    cfg = quant::config_from_flags(bits, int(qw), int(qa), int(qb), first_last_8);
-  } catch (const std::exception& ex) {
-    flags.fail(ex.what());
-  }
+  quant::QuantConfig cfg = bit_flags.config(flags);
   const std::string bits_str = std::to_string(cfg.wbits) + "/" + std::to_string(cfg.abits);
   if (out.empty()) out = "runs/gdfq_" + arch + "_w" + std::to_string(cfg.wbits) + "a" + std::to_string(cfg.abits);
   const fs::path dir(out), ckpt = dir / "checkpoint.bin", csv = dir / "log.csv";

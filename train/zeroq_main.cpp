@@ -51,9 +51,8 @@ int main(int argc, char** argv) {
   Flags flags(argc, argv, kUsage);
   std::string arch = flags.str("-a", flags.str("--arch", "resnet18"));
   std::string weights = flags.str("--weights", "");
-  std::string bits = flags.str("--bits", "8/8");
-  long long qw = flags.integer("-qw", 0), qa = flags.integer("-qa", 0), qb = flags.integer("-qb", 32);
-  bool first_last_8 = flags.boolean("--first_last_8"), fold_bn = flags.boolean("--fold_bn");
+  const quant::BitFlags bit_flags(flags, "8/8");
+  bool fold_bn = flags.boolean("--fold_bn");
   long long batch = flags.integer("--batch_size", 32), iters = flags.integer("--iters", 500);
   double lr = flags.number("--lr", 0.5);
   long long img_size = flags.integer("--img_size", 0), seed = flags.integer("--seed", 0);
@@ -71,12 +70,7 @@ int main(int argc, char** argv) {
   if (img_size != 0 && img_size < 8) flags.fail("--img_size must be >= 8");
   if (seed < 0) flags.fail("--seed must be >= 0");
   if (!(lr > 0)) flags.fail("--lr must be > 0");
-  quant::QuantConfig cfg;
-  try {
-    cfg = quant::config_from_flags(bits, int(qw), int(qa), int(qb), first_last_8);
-  } catch (const std::exception& ex) {
-    flags.fail(ex.what());
-  }
+  quant::QuantConfig cfg = bit_flags.config(flags);
   cfg.fold_bn = fold_bn;
   cfg.observer = quant::Observer::MinMax;
   cfg.ste = quant::Ste::Identity;

@@ -1,7 +1,7 @@
 // quant.cpp — CPU reference kernels of the fake-quantizer (kernel_list.inc, "fake quantization").
-// Rules: float32 throughout, each operation rounded on its own (this target has no FMA, and the
-// expressions are written as the official code's tensor ops, one op at a time), round half to
-// even with std::nearbyint in the default rounding mode. Bit-exact with the official ZeroQ/GDFQ
+// Rules: the arithmetic is engine/kernels/quant_math.h's (float32, each operation rounded on its
+// own in the official code's op order, -ffp-contract=off; round half to even with rintf in the
+// default rounding mode). Bit-exact with the official ZeroQ/GDFQ
 // quantizer (../shared/golden/quant). Each element is independent: the OpenMP split never
 // changes a result.
 #include <algorithm>
