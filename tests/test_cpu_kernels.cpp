@@ -99,7 +99,41 @@ TEST_CASE("cpu kernel: conv2d matches the naive direct convolution") {
       {"pad larger than image", 1, 2, 2,  3,  2, 3, 3, 1, 1, 2, 2, 1, 1, 1},
       {"larger (OpenMP paths)", 4, 16, 16, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1},
   };
-  for (const auto& c : cases) run_conv_case(c);
+  for (auto algo : {cpu::ConvAlgo::Im2col, cpu::ConvAlgo::Shifted, cpu::ConvAlgo::Auto}) {
+    CAPTURE(static_cast<int>(algo));
+    cpu::set_conv_algo(algo);
+    for (const auto& c : cases) run_conv_case(c);
+  }
+  cpu::set_conv_algo(cpu::ConvAlgo::Auto);
+}
+
+TEST_CASE("cpu kernel: conv2d picks shifted GEMMs for ResNet's small maps, im2col elsewhere") {
+  auto algo = [](int C, int H, int K, int R, int stride, int pad) {
+    dfq::Conv2dArgs a{8, C, H, H, K, R, R, stride, stride, pad, pad, 1, 1, 1, 0, 0};
+    dfq::conv2d_out_size(a);
+    return cpu::conv_algo_for(a);
+  };
+  CHECK(algo(512, 1, 512, 3, 1, 1) == cpu::ConvAlgo::Shifted);   // layer4 at 32x32 inputs
+  CHECK(algo(256, 2, 512, 3, 2, 1) == cpu::ConvAlgo::Shifted);   // layer4.0.conv1
+  CHECK(algo(64, 8, 128, 1, 2, 0) == cpu::ConvAlgo::Im2col);      // layer2.0.downsample
+  CHECK(algo(3, 32, 64, 7, 2, 3) == cpu::ConvAlgo::Im2col);      // the stem: 3 input channels
+  CHECK(algo(64, 56, 64, 3, 1, 1) == cpu::ConvAlgo::Im2col);     // large map
+}
+
+TEST_CASE("cpu kernel: conv2d's shifted GEMMs on ResNet-sized channels") {
+  const ConvCase cases[] = {
+      // name                   N  C   H  W  K   R  S sh sw ph pw dh dw g
+      {"1x1 map 3x3",           5, 64, 1, 1, 48, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+      {"2x2 map 3x3",           3, 40, 2, 2, 36, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+      {"4x4 -> 2x2 stride2",    3, 40, 4, 4, 33, 3, 3, 2, 2, 1, 1, 1, 1, 1},
+      {"downsample 1x1 s2",     4, 48, 4, 4, 40, 1, 1, 2, 2, 0, 0, 1, 1, 1},
+      {"4x4 groups2",           2, 64, 4, 4, 32, 3, 3, 1, 1, 1, 1, 1, 1, 2},
+  };
+  for (auto algo : {cpu::ConvAlgo::Im2col, cpu::ConvAlgo::Auto}) {
+    cpu::set_conv_algo(algo);
+    for (const auto& c : cases) run_conv_case(c);
+  }
+  cpu::set_conv_algo(cpu::ConvAlgo::Auto);
 }
 
 TEST_CASE("cpu kernel: conv2d with an empty batch") {

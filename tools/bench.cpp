@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/io/flags.h"
+#include "engine/kernels/kernels.h"
 #include "engine/nn/optim.h"
 #include "engine/ops.h"
 #include "models/registry.h"
@@ -20,7 +21,8 @@ using namespace dfq;
 namespace {
 
 const char* kUsage =
-    "usage: bench [--device cpu|cuda] [--repeats N] [--only NAME] [--cudnn_heuristics]\n"
+    "usage: bench [--device cpu|cuda] [--repeats N] [--only NAME] [--cudnn_heuristics] [--conv_algo auto|im2col]\n"
+    "--conv_algo im2col: the CPU convolution without its shifted-GEMM path (to compare).\n"
     "On CUDA, convolution algorithms are measured once per shape (cudnnFind, as PyTorch's\n"
     "cudnn.benchmark in bench_torch.py) unless --cudnn_heuristics.\n"
     "Times the engine's hot ops and prints: name, milliseconds, GFLOP/s.\n";
@@ -52,9 +54,12 @@ int main(int argc, char** argv) {
   int repeats = static_cast<int>(flags.integer("--repeats", 5));
   std::string only = flags.str("--only", "");
   bool heuristics = flags.boolean("--cudnn_heuristics");
+  std::string conv_algo = flags.str("--conv_algo", "auto");
   flags.done();
   if (device != "cpu" && device != "cuda") flags.fail("--device must be cpu or cuda");
   if (repeats < 1) flags.fail("--repeats must be >= 1");
+  if (conv_algo != "auto" && conv_algo != "im2col") flags.fail("--conv_algo must be auto or im2col");
+  if (conv_algo == "im2col") cpu::set_conv_algo(cpu::ConvAlgo::Im2col);
   Device dev = device == "cuda" ? Device::CUDA : Device::CPU;
   if (dev == Device::CUDA && !cuda::available()) {
     std::fprintf(stderr, "bench: --device cuda, but no usable GPU: %s\n", cuda::describe().c_str());
@@ -85,6 +90,36 @@ int main(int argc, char** argv) {
                  conv2d(x, w, Tensor(), o).backward(g);
                }, repeats, dev), 3 * flops);
       }
+    }
+    // The CPU convolution's two algorithms (kernels.h ConvAlgo) on the shapes of resnet18 at 32x32
+    // (batch 256, train_fp) and of GDFQ's 32x32 generator (batch 64): forward + both backwards.
+    if (only == "conv_algos" && dev == Device::CPU) {
+      struct Shape { const char* name; int N, C, H, K, R, stride, pad; };
+      const Shape shapes[] = {
+          {"r18 stem 32px", 256, 3, 32, 64, 7, 2, 3},   {"r18 layer1 8x8", 256, 64, 8, 64, 3, 1, 1},
+          {"r18 l2.0 s2", 256, 64, 8, 128, 3, 2, 1},    {"r18 l2 4x4", 256, 128, 4, 128, 3, 1, 1},
+          {"r18 l2 ds", 256, 64, 8, 128, 1, 2, 0},      {"r18 l3.0 s2", 256, 128, 4, 256, 3, 2, 1},
+          {"r18 l3 2x2", 256, 256, 2, 256, 3, 1, 1},    {"r18 l4.0 s2", 256, 256, 2, 512, 3, 2, 1},
+          {"r18 l4 1x1", 256, 512, 1, 512, 3, 1, 1},    {"gen conv1 16x16", 64, 128, 16, 128, 3, 1, 1},
+          {"gen conv2 32x32", 64, 128, 32, 64, 3, 1, 1}, {"gen conv3 32x32", 64, 64, 32, 3, 3, 1, 1},
+      };
+      for (const Shape& sh : shapes) {
+        Conv2dArgs a{sh.N, sh.C, sh.H, sh.H, sh.K, sh.R, sh.R, sh.stride, sh.stride, sh.pad, sh.pad, 1, 1, 1, 0, 0};
+        conv2d_out_size(a);
+        std::vector<float> x(size_t(a.N) * a.C * a.H * a.W, 0.5f), w(size_t(a.K) * a.C * a.R * a.S, 0.01f),
+            y(size_t(a.N) * a.K * a.P * a.Q), gx(x.size()), gw(w.size());
+        double flops = 3 * 2.0 * a.N * a.K * a.P * a.Q * a.C * a.R * a.S;
+        for (auto algo : {cpu::ConvAlgo::Im2col, cpu::ConvAlgo::Shifted}) {
+          cpu::set_conv_algo(algo);
+          double ms = time_ms([&] {
+            cpu::conv2d_forward(a, x.data(), w.data(), nullptr, y.data());
+            cpu::conv2d_backward_data(a, y.data(), w.data(), gx.data());
+            cpu::conv2d_backward_filter(a, x.data(), y.data(), gw.data(), nullptr);
+          }, repeats, dev);
+          report(std::string(sh.name) + (algo == cpu::ConvAlgo::Im2col ? " im2col" : " shifted"), ms, flops);
+        }
+      }
+      cpu::set_conv_algo(conv_algo == "im2col" ? cpu::ConvAlgo::Im2col : cpu::ConvAlgo::Auto);
     }
     // linear 512 -> 1000 at batch 256, forward + backward
     if (want("linear_fwdbwd")) {

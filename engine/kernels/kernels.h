@@ -117,4 +117,15 @@ namespace cuda {
 }
 #undef DFQ_KERNEL
 
+namespace cpu {
+// The CPU convolution has two algorithms with the same results up to float summation order:
+// im2col + one wide GEMM, and shifted GEMMs on a channel-major (C, H*W, N) copy of the batch (one
+// GEMM per kernel tap and run of contiguous output pixels; no column matrix and no zero-padding
+// terms, which is what ResNet's 4x4 .. 1x1 maps at 32x32 inputs are mostly made of). Auto picks per
+// shape; tests and bench force one to check / time both.
+enum class ConvAlgo { Auto, Im2col, Shifted };
+void set_conv_algo(ConvAlgo algo);
+ConvAlgo conv_algo_for(const Conv2dArgs& a);  // the algorithm the current setting runs for this shape
+}  // namespace cpu
+
 }  // namespace dfq
