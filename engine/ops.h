@@ -103,6 +103,9 @@ Tensor max_pool2d(const Tensor& x, int kernel, int stride, int padding = 0);
 Tensor avg_pool2d(const Tensor& x, int kernel, int stride, int padding = 0);
 Tensor adaptive_avg_pool2d(const Tensor& x, int out_h, int out_w);
 Tensor upsample_nearest2x(const Tensor& x);
+// conv2d(upsample_nearest2x(x), w, b, padding 1) for a 3x3 weight (K, C, 3, 3), groups 1: on the CPU
+// one fused kernel with 4/9 of the multiply-adds (cpu/shifted_conv.cpp), on CUDA the two ops.
+Tensor upsample_nearest2x_conv3x3(const Tensor& x, const Tensor& w, const Tensor& b);
 // idx (any shape, int64) -> idx.shape + (dim)
 Tensor embedding(const Tensor& idx, const Tensor& table);
 Tensor concat(const std::vector<Tensor>& xs, int64_t dim);

@@ -50,9 +50,10 @@ Tensor GdfqGenerator::forward(const Tensor& z, const Tensor& labels) {
     throw std::invalid_argument("dfq: GdfqGenerator: labels must be int64 (N) matching z, got " + labels.str());
   const int64_t N = z.size(0), s = img_size / 4;
   Tensor x = fc->forward(z).reshape({N, 128, s, s});
-  x = upsample_nearest2x(cbn0->forward(x, labels));
-  x = upsample_nearest2x(leaky_relu(cbn1->forward(conv1->forward(x), labels), 0.2f));
-  x = leaky_relu(cbn2->forward(conv2->forward(x), labels), 0.2f);
+  // each nearest up-sampling is fused into the conv that follows it (4/9 of the work on the CPU)
+  x = cbn0->forward(x, labels);
+  x = leaky_relu(cbn1->forward(conv1->forward_upsampled2x(x), labels), 0.2f);
+  x = leaky_relu(cbn2->forward(conv2->forward_upsampled2x(x), labels), 0.2f);
   return out_bn->forward(tanh(conv3->forward(x)));
 }
 

@@ -107,6 +107,43 @@ TEST_CASE("cpu kernel: conv2d matches the naive direct convolution") {
   cpu::set_conv_algo(cpu::ConvAlgo::Auto);
 }
 
+TEST_CASE("cpu kernel: fused nearest-2x up-sampling + 3x3 conv equals the two kernels") {
+  struct Case { int N, C, H, W, K; };
+  for (const Case& c : {Case{2, 3, 4, 5, 4}, Case{3, 40, 3, 3, 33}, Case{1, 2, 1, 1, 3}, Case{2, 16, 8, 8, 8}}) {
+    CAPTURE(c.C);
+    CAPTURE(c.H);
+    const cpu::Up2ConvArgs u{c.N, c.C, c.H, c.W, c.K};
+    dfq::Conv2dArgs a{c.N, c.C, 2 * c.H, 2 * c.W, c.K, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0, 0};
+    dfq::conv2d_out_size(a);
+    const size_t xn = size_t(c.N) * c.C * c.H * c.W, yn = size_t(c.N) * c.K * 4 * c.H * c.W, wn = size_t(c.K) * c.C * 9;
+    auto x = rand_vec(xn, 11), w = rand_vec(wn, 12), b = rand_vec(c.K, 13), gy = rand_vec(yn, 14);
+    std::vector<float> xu(4 * xn);
+    cpu::upsample_nearest2x_forward(c.N * c.C, c.H, c.W, x.data(), xu.data());
+    const double atol = 2e-5, rtol = 1e-5;
+
+    auto y = guarded(yn);
+    cpu::conv2d_up2_forward(u, x.data(), w.data(), b.data(), y.data());
+    check_close("up2 forward", head(y, yn), dfq::test::ref::conv2d_forward(a, xu.data(), w.data(), b.data()), atol, rtol);
+    check_guard("up2 forward", y, yn);
+
+    auto gx = guarded(xn);
+    cpu::conv2d_up2_backward_data(u, gy.data(), w.data(), gx.data());
+    auto gxu = dfq::test::ref::conv2d_backward_data(a, gy.data(), w.data());
+    std::vector<float> gx_ref(xn);
+    cpu::upsample_nearest2x_backward(c.N * c.C, c.H, c.W, gxu.data(), gx_ref.data());
+    check_close("up2 backward data", head(gx, xn), gx_ref, atol, rtol);
+    check_guard("up2 backward data", gx, xn);
+
+    auto gw = guarded(wn), gb = guarded(c.K);
+    cpu::conv2d_up2_backward_filter(u, x.data(), gy.data(), gw.data(), gb.data());
+    auto ref = dfq::test::ref::conv2d_backward_filter(a, xu.data(), gy.data());
+    check_close("up2 backward filter", head(gw, wn), std::vector<float>(ref.begin(), ref.begin() + wn), atol, rtol);
+    check_close("up2 backward bias", head(gb, c.K), std::vector<float>(ref.begin() + wn, ref.end()), atol, rtol);
+    check_guard("up2 backward filter", gw, wn);
+  }
+  CHECK_THROWS_AS(cpu::conv2d_up2_forward({1, 0, 2, 2, 1}, nullptr, nullptr, nullptr, nullptr), std::invalid_argument);
+}
+
 TEST_CASE("cpu kernel: conv2d picks shifted GEMMs for ResNet's small maps, im2col elsewhere") {
   auto algo = [](int C, int H, int K, int R, int stride, int pad) {
     dfq::Conv2dArgs a{8, C, H, H, K, R, R, stride, stride, pad, pad, 1, 1, 1, 0, 0};

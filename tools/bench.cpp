@@ -14,6 +14,7 @@
 #include "engine/kernels/kernels.h"
 #include "engine/nn/optim.h"
 #include "engine/ops.h"
+#include "models/generator.h"
 #include "models/registry.h"
 
 using namespace dfq;
@@ -120,6 +121,18 @@ int main(int argc, char** argv) {
         }
       }
       cpu::set_conv_algo(conv_algo == "im2col" ? cpu::ConvAlgo::Im2col : cpu::ConvAlgo::Auto);
+      // the generator's up-sampling + conv, fused (GFLOP/s counted as the unfused conv's)
+      for (const Shape& sh : {Shape{"gen up2+conv1 8->16", 64, 128, 8, 128, 3, 1, 1}, Shape{"gen up2+conv2 16->32", 64, 128, 16, 64, 3, 1, 1}}) {
+        cpu::Up2ConvArgs u{sh.N, sh.C, sh.H, sh.H, sh.K};
+        std::vector<float> x(size_t(u.N) * u.C * u.H * u.W, 0.5f), w(size_t(u.K) * u.C * 9, 0.01f),
+            y(size_t(u.N) * u.K * 4 * u.H * u.W), gx(x.size()), gw(w.size());
+        double ms = time_ms([&] {
+          cpu::conv2d_up2_forward(u, x.data(), w.data(), nullptr, y.data());
+          cpu::conv2d_up2_backward_data(u, y.data(), w.data(), gx.data());
+          cpu::conv2d_up2_backward_filter(u, x.data(), y.data(), gw.data(), nullptr);
+        }, repeats, dev);
+        report(sh.name, ms, 3 * 2.0 * u.N * u.K * 4 * u.H * u.W * u.C * 9);
+      }
     }
     // linear 512 -> 1000 at batch 256, forward + backward
     if (want("linear_fwdbwd")) {
@@ -187,6 +200,32 @@ int main(int argc, char** argv) {
                loss.backward();
                opt.step();
              }, repeats, dev), 128 * 3 * 2 * 0.03716e9);
+    }
+    // GDFQ's two halves at the short CPU schedule's batch 64 on 32x32 Fashion-MNIST: the 10-class
+    // generator's forward + backward (train mode), and resnet18's forward + backward to its input
+    // (eval mode, as the teacher in the generator's step)
+    if (want("gdfq_generator") || want("gdfq_teacher")) {
+      Tensor z = randn({64, 100}, gen, dev);
+      Tensor y = randint({64}, 0, 10, gen, dev);
+      models::GdfqGenerator g(10, 100, 32, 3, 0);
+      g.to(dev);
+      g.train();
+      if (want("gdfq_generator"))
+        report("gdfq_generator_fwdbwd_b64", time_ms([&] {
+                 g.zero_grad();
+                 mean(g.forward(z, y)).backward();
+               }, repeats, dev), 64 * 3 * 2 * 0.1158e9);  // 0.1158 GMAC per 32x32 image (convs as written, before fusion)
+      if (want("gdfq_teacher")) {
+        auto m = models::create_model("resnet18", 10, 0, false);
+        m->to(dev);
+        m->eval();
+        Tensor x = randn({64, 3, 32, 32}, gen, dev).set_requires_grad(true);
+        report("gdfq_teacher_fwdbwd_b64", time_ms([&] {
+                 x.zero_grad();
+                 m->zero_grad();
+                 cross_entropy(m->forward(x), y).backward();
+               }, repeats, dev), 64 * 3 * 2 * 0.03716e9);
+      }
     }
     // ResNet18 (1000 classes) at 224x224, one training step's forward + backward (batch 32 on the
     // GPU, 4 on the CPU)

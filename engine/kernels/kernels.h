@@ -126,6 +126,17 @@ namespace cpu {
 enum class ConvAlgo { Auto, Im2col, Shifted };
 void set_conv_algo(ConvAlgo algo);
 ConvAlgo conv_algo_for(const Conv2dArgs& a);  // the algorithm the current setting runs for this shape
+
+// Nearest 2x up-sampling then a 3x3 convolution with stride 1, padding 1, no groups (GDFQ's
+// generator), fused: x (N, C, H, W), w (K, C, 3, 3), b (K) or null -> y (N, K, 2H, 2W) as
+// conv2d(upsample_nearest2x(x)) up to float summation order, in 4/9 of its multiply-adds (see
+// cpu/shifted_conv.cpp). CPU only: on CUDA the op runs the two kernels.
+struct Up2ConvArgs {
+  int N, C, H, W, K;
+};
+void conv2d_up2_forward(const Up2ConvArgs& a, const float* x, const float* w, const float* b, float* y);
+void conv2d_up2_backward_data(const Up2ConvArgs& a, const float* gy, const float* w, float* gx);
+void conv2d_up2_backward_filter(const Up2ConvArgs& a, const float* x, const float* gy, float* gw, float* gb);
 }  // namespace cpu
 
 }  // namespace dfq

@@ -60,6 +60,15 @@ class Conv2d : public Module {
   Tensor forward(const Tensor& x) const {
     return conv2d(x, weight_hook ? weight_hook(weight) : weight, (bias.defined() && bias_hook) ? bias_hook(bias) : bias, opts);
   }
+  // forward(upsample_nearest2x(x)), fused (upsample_nearest2x_conv3x3) when this is a 3x3, stride 1,
+  // padding 1 conv without groups or dilation
+  Tensor forward_upsampled2x(const Tensor& x) const {
+    bool fusable = weight.size(2) == 3 && weight.size(3) == 3 && opts.stride == std::array<int, 2>{1, 1} &&
+                   opts.padding == std::array<int, 2>{1, 1} && opts.dilation == std::array<int, 2>{1, 1} && opts.groups == 1;
+    if (!fusable) return forward(upsample_nearest2x(x));
+    return upsample_nearest2x_conv3x3(x, weight_hook ? weight_hook(weight) : weight,
+                                      (bias.defined() && bias_hook) ? bias_hook(bias) : bias);
+  }
   Tensor weight, bias;
   Conv2dOptions opts;
   TensorHook weight_hook, bias_hook;

@@ -268,6 +268,49 @@ Tensor upsample_nearest2x(const Tensor& x_in) {
   });
 }
 
+Tensor upsample_nearest2x_conv3x3(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in) {
+  check_float(x_in, "upsample_nearest2x_conv3x3");
+  check_float(w_in, "upsample_nearest2x_conv3x3");
+  check_dim(x_in, 4, "upsample_nearest2x_conv3x3 input");
+  check_dim(w_in, 4, "upsample_nearest2x_conv3x3 weight");
+  check_same_device(x_in, w_in, "upsample_nearest2x_conv3x3");
+  if (w_in.size(1) != x_in.size(1) || w_in.size(2) != 3 || w_in.size(3) != 3)
+    throw std::invalid_argument("dfq: upsample_nearest2x_conv3x3: weight " + w_in.str() + " is not (K, " +
+                                std::to_string(x_in.size(1)) + ", 3, 3) for input " + x_in.str());
+  if (x_in.device() != Device::CPU) {
+    Conv2dOptions o;
+    o.padding = {1, 1};
+    return conv2d(upsample_nearest2x(x_in), w_in, b_in, o);
+  }
+  if (b_in.defined()) {
+    check_float(b_in, "upsample_nearest2x_conv3x3 bias");
+    check_same_device(x_in, b_in, "upsample_nearest2x_conv3x3");
+    if (b_in.numel() != w_in.size(0))
+      throw std::invalid_argument("dfq: upsample_nearest2x_conv3x3: bias " + b_in.str() + " for " + std::to_string(w_in.size(0)) + " channels");
+  }
+  cpu::Up2ConvArgs a{static_cast<int>(x_in.size(0)), static_cast<int>(x_in.size(1)), static_cast<int>(x_in.size(2)),
+                     static_cast<int>(x_in.size(3)), static_cast<int>(w_in.size(0))};
+  Tensor x = x_in.contiguous(), w = w_in.contiguous(), b = b_in.defined() ? b_in.contiguous() : Tensor();
+  Tensor y = Tensor::empty({a.N, a.K, 2 * a.H, 2 * a.W}, DType::F32, Device::CPU);
+  cpu::conv2d_up2_forward(a, x.data<float>(), w.data<float>(), opt_ptr(b), y.data<float>());
+  Tensor xs = x.detach(), ws = w.detach();
+  bool need_x = x_in.requires_grad(), need_w = w_in.requires_grad(), need_b = b_in.defined() && b_in.requires_grad();
+  return record(y, "upsample_nearest2x_conv3x3", {x_in, w_in, b_in}, [a, xs, ws, need_x, need_w, need_b](const Tensor& g_in) {
+    Tensor g = g_in.contiguous(), gx, gw, gb;
+    if (need_x) {
+      gx = Tensor::empty(xs.shape(), DType::F32, Device::CPU);
+      cpu::conv2d_up2_backward_data(a, g.data<float>(), ws.data<float>(), gx.data<float>());
+    }
+    if (need_w || need_b) {
+      gw = Tensor::empty(ws.shape(), DType::F32, Device::CPU);
+      if (need_b) gb = Tensor::empty({a.K}, DType::F32, Device::CPU);
+      cpu::conv2d_up2_backward_filter(a, xs.data<float>(), g.data<float>(), gw.data<float>(), opt_ptr(gb));
+      if (!need_w) gw = Tensor();
+    }
+    return std::vector<Tensor>{gx, gw, gb};
+  });
+}
+
 // ---- embedding and concat -----------------------------------------------------------------------
 Tensor embedding(const Tensor& idx_in, const Tensor& table_in) {
   check_i64(idx_in, "embedding indices");

@@ -19,10 +19,12 @@
 #include <vector>
 
 #include "engine/kernels/cpu/common.h"
+#include "engine/kernels/cpu/shifted_conv.h"
 #include "engine/kernels/kernels.h"
 
 namespace dfq::cpu {
 using detail::kParMin;
+using detail::valid_q_range;
 
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
           int ldb, float beta, float* C, int ldc) {
@@ -89,15 +91,6 @@ ConvPlan plan_conv(const Conv2dArgs& a) {
 }
 
 std::unique_ptr<float[]> scratch(int64_t n) { return std::unique_ptr<float[]>(new float[std::max<int64_t>(n, 1)]); }
-
-// The output columns q whose input column q*stride_w + w_off lies inside [0, W): [*lo, *hi),
-// clamped to [0, Q). Shared by im2col and col2im.
-void valid_q_range(const Conv2dArgs& a, int w_off, int* lo, int* hi) {
-  int q_lo = w_off >= 0 ? 0 : (-w_off + a.stride_w - 1) / a.stride_w;
-  int q_hi = a.W - w_off <= 0 ? 0 : (a.W - w_off + a.stride_w - 1) / a.stride_w;
-  *lo = std::min(q_lo, a.Q);
-  *hi = std::max(*lo, std::min(q_hi, a.Q));
-}
 
 // col (CRS, nb*PQ) from images x[0..nb) (each (C,H,W)).
 void im2col(const Conv2dArgs& a, const ConvPlan& pl, int nb, const float* x, float* col) {
@@ -179,124 +172,6 @@ void scatter_kpq(int64_t K, int64_t PQ, int nb, const float* cols, float* images
     for (int64_t k = 0; k < K; ++k) std::memcpy(images + (n * K + k) * PQ, cols + k * ld + n * PQ, sizeof(float) * PQ);
 }
 
-// ---- shifted GEMMs on a channel-major batch -------------------------------------------------
-// Layout "CPN": t[(c * pixels + pix) * N + n]. For kernel tap (r, s) and output row p, the output
-// pixels q whose input pixel lies inside the image form one range (valid_q_range); with stride_w 1
-// their input pixels are consecutive too, so in CPN layout the block is (C, len * N) with leading
-// dimension pixels * N on both sides: one GEMM per (tap, row), and consecutive rows merge when both
-// sides stay contiguous (full-width rows). With stride_w > 1 each output pixel is its own run.
-// Only in-image terms are summed: a 3x3 pad-1 conv on a 1x1 map is one GEMM of its centre tap.
-struct Run {
-  int tap;                // r * S + s
-  int64_t out, in, len;   // first output pixel p*Q+q, first input pixel h*W+w, pixels
-};
-
-std::vector<Run> shifted_runs(const Conv2dArgs& a) {
-  std::vector<Run> runs;
-  for (int r = 0; r < a.R; ++r)
-    for (int s = 0; s < a.S; ++s) {
-      const int w_off = s * a.dil_w - a.pad_w;
-      int q_lo, q_hi;
-      valid_q_range(a, w_off, &q_lo, &q_hi);
-      if (q_hi <= q_lo) continue;
-      for (int p = 0; p < a.P; ++p) {
-        const int h = p * a.stride_h - a.pad_h + r * a.dil_h;
-        if (h < 0 || h >= a.H) continue;
-        for (int q = q_lo; q < q_hi; q += a.stride_w == 1 ? q_hi - q_lo : 1) {
-          Run run{r * a.S + s, int64_t(p) * a.Q + q, int64_t(h) * a.W + int64_t(q) * a.stride_w + w_off,
-                  a.stride_w == 1 ? q_hi - q_lo : 1};
-          Run* last = runs.empty() ? nullptr : &runs.back();
-          if (last && last->tap == run.tap && last->out + last->len == run.out && last->in + last->len == run.in)
-            last->len += run.len;
-          else
-            runs.push_back(run);
-        }
-      }
-    }
-  return runs;
-}
-
-// (N, C, pixels) <-> (C, pixels, N), in tiles so that both sides are read / written in lines.
-void to_cpn(int64_t N, int64_t C, int64_t pixels, const float* x, float* t) {
-  constexpr int64_t B = 16;
-  const int64_t pix_tiles = (pixels + B - 1) / B;
-#pragma omp parallel for collapse(2) schedule(static) if (N * C * pixels > kParMin)
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t pt = 0; pt < pix_tiles; ++pt)
-      for (int64_t n0 = 0; n0 < N; n0 += B)
-        for (int64_t pix = pt * B; pix < std::min(pixels, pt * B + B); ++pix)
-          for (int64_t n = n0; n < std::min(N, n0 + B); ++n) t[(c * pixels + pix) * N + n] = x[(n * C + c) * pixels + pix];
-}
-
-void from_cpn(int64_t N, int64_t C, int64_t pixels, const float* t, float* x) {
-  constexpr int64_t B = 16;
-  const int64_t pix_tiles = (pixels + B - 1) / B;
-#pragma omp parallel for collapse(2) schedule(static) if (N * C * pixels > kParMin)
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t pt = 0; pt < pix_tiles; ++pt)
-      for (int64_t n0 = 0; n0 < N; n0 += B)
-        for (int64_t n = n0; n < std::min(N, n0 + B); ++n)
-          for (int64_t pix = pt * B; pix < std::min(pixels, pt * B + B); ++pix) x[(n * C + c) * pixels + pix] = t[(c * pixels + pix) * N + n];
-}
-
-// weights (K, Cg, RS) <-> (RS, K, Cg): one (K, Cg) matrix per tap
-void weights_to_taps(int64_t K, int64_t Cg, int64_t RS, const float* w, float* wt) {
-  for (int64_t k = 0; k < K; ++k)
-    for (int64_t c = 0; c < Cg; ++c)
-      for (int64_t t = 0; t < RS; ++t) wt[(t * K + k) * Cg + c] = w[(k * Cg + c) * RS + t];
-}
-
-void weights_from_taps(int64_t K, int64_t Cg, int64_t RS, const float* wt, float* w) {
-  for (int64_t k = 0; k < K; ++k)
-    for (int64_t c = 0; c < Cg; ++c)
-      for (int64_t t = 0; t < RS; ++t) w[(k * Cg + c) * RS + t] = wt[(t * K + k) * Cg + c];
-}
-
-void shifted_forward(const Conv2dArgs& a, const ConvPlan& pl, const float* x, const float* w, float* y) {
-  const int64_t N = a.N, RS = int64_t(a.R) * a.S;
-  auto xt = scratch(a.C * pl.HW * N), yt = scratch(a.K * pl.PQ * N), wt = scratch(RS * a.K * pl.Cg);
-  to_cpn(N, a.C, pl.HW, x, xt.get());
-  weights_to_taps(a.K, pl.Cg, RS, w, wt.get());
-  std::fill(yt.get(), yt.get() + a.K * pl.PQ * N, 0.f);
-  const int64_t ldx = pl.HW * N, ldy = pl.PQ * N;
-  for (const Run& run : shifted_runs(a))
-    for (int g = 0; g < a.groups; ++g)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, pl.Kg, run.len * N, pl.Cg, 1.f,
-                  wt.get() + (run.tap * a.K + g * pl.Kg) * pl.Cg, pl.Cg, xt.get() + g * pl.Cg * ldx + run.in * N, ldx,
-                  1.f, yt.get() + g * pl.Kg * ldy + run.out * N, ldy);
-  from_cpn(N, a.K, pl.PQ, yt.get(), y);
-}
-
-void shifted_backward_data(const Conv2dArgs& a, const ConvPlan& pl, const float* gy, const float* w, float* gx) {
-  const int64_t N = a.N, RS = int64_t(a.R) * a.S;
-  auto gyt = scratch(a.K * pl.PQ * N), gxt = scratch(a.C * pl.HW * N), wt = scratch(RS * a.K * pl.Cg);
-  to_cpn(N, a.K, pl.PQ, gy, gyt.get());
-  weights_to_taps(a.K, pl.Cg, RS, w, wt.get());
-  std::fill(gxt.get(), gxt.get() + a.C * pl.HW * N, 0.f);
-  const int64_t ldx = pl.HW * N, ldy = pl.PQ * N;
-  for (const Run& run : shifted_runs(a))
-    for (int g = 0; g < a.groups; ++g)
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, pl.Cg, run.len * N, pl.Kg, 1.f,
-                  wt.get() + (run.tap * a.K + g * pl.Kg) * pl.Cg, pl.Cg, gyt.get() + g * pl.Kg * ldy + run.out * N, ldy,
-                  1.f, gxt.get() + g * pl.Cg * ldx + run.in * N, ldx);
-  from_cpn(N, a.C, pl.HW, gxt.get(), gx);
-}
-
-void shifted_backward_filter(const Conv2dArgs& a, const ConvPlan& pl, const float* x, const float* gy, float* gw) {
-  const int64_t N = a.N, RS = int64_t(a.R) * a.S;
-  auto xt = scratch(a.C * pl.HW * N), gyt = scratch(a.K * pl.PQ * N), gwt = scratch(RS * a.K * pl.Cg);
-  to_cpn(N, a.C, pl.HW, x, xt.get());
-  to_cpn(N, a.K, pl.PQ, gy, gyt.get());
-  std::fill(gwt.get(), gwt.get() + RS * a.K * pl.Cg, 0.f);
-  const int64_t ldx = pl.HW * N, ldy = pl.PQ * N;
-  for (const Run& run : shifted_runs(a))
-    for (int g = 0; g < a.groups; ++g)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, pl.Kg, pl.Cg, run.len * N, 1.f,
-                  gyt.get() + g * pl.Kg * ldy + run.out * N, ldy, xt.get() + g * pl.Cg * ldx + run.in * N, ldx, 1.f,
-                  gwt.get() + (run.tap * a.K + g * pl.Kg) * pl.Cg, pl.Cg);
-  weights_from_taps(a.K, pl.Cg, RS, gwt.get(), gw);
-}
-
 ConvAlgo g_conv_algo = ConvAlgo::Auto;
 
 bool use_shifted(const Conv2dArgs& a, const ConvPlan& pl) {
@@ -315,6 +190,32 @@ bool use_shifted(const Conv2dArgs& a, const ConvPlan& pl) {
 }
 
 }  // namespace
+
+namespace detail {
+
+void add_channel_bias(int64_t N, int64_t K, int64_t PQ, const float* b, float* y) {
+  const int64_t planes = N * K;
+#pragma omp parallel for schedule(static) if (planes * PQ > kParMin && planes > 1)
+  for (int64_t t = 0; t < planes; ++t) {
+    float bk = b[t % K];
+    float* yp = y + t * PQ;
+    for (int64_t i = 0; i < PQ; ++i) yp[i] += bk;
+  }
+}
+
+void channel_sums(int64_t N, int64_t K, int64_t PQ, const float* gy, float* gb) {
+#pragma omp parallel for schedule(static) if (N * K * PQ > kParMin && K > 1)
+  for (int64_t k = 0; k < K; ++k) {
+    double s = 0;
+    for (int64_t n = 0; n < N; ++n) {
+      const float* p = gy + (n * K + k) * PQ;
+      for (int64_t i = 0; i < PQ; ++i) s += p[i];
+    }
+    gb[k] = static_cast<float>(s);
+  }
+}
+
+}  // namespace detail
 
 void set_conv_algo(ConvAlgo algo) { g_conv_algo = algo; }
 
@@ -399,18 +300,10 @@ void conv2d_forward(const Conv2dArgs& a, const float* x, const float* w, const f
   if (pl.Cg == 0)
     std::fill(y, y + a.N * y_img, 0.f);
   else if (use_shifted(a, pl))
-    shifted_forward(a, pl, x, w, y);
+    detail::shifted_conv_forward(a, x, w, y);
   else
     im2col_forward(a, pl, x, w, y);
-  if (b) {
-    const int64_t planes = int64_t(a.N) * a.K;
-#pragma omp parallel for schedule(static) if (planes * pl.PQ > kParMin && planes > 1)
-    for (int64_t t = 0; t < planes; ++t) {
-      float bk = b[t % a.K];
-      float* yp = y + t * pl.PQ;
-      for (int64_t i = 0; i < pl.PQ; ++i) yp[i] += bk;
-    }
-  }
+  if (b) detail::add_channel_bias(a.N, a.K, pl.PQ, b, y);
 }
 
 void conv2d_backward_data(const Conv2dArgs& a, const float* gy, const float* w, float* gx) {
@@ -422,32 +315,21 @@ void conv2d_backward_data(const Conv2dArgs& a, const float* gy, const float* w, 
     return;
   }
   if (use_shifted(a, pl))
-    shifted_backward_data(a, pl, gy, w, gx);
+    detail::shifted_conv_backward_data(a, gy, w, gx);
   else
     im2col_backward_data(a, pl, gy, w, gx);
 }
 
 void conv2d_backward_filter(const Conv2dArgs& a, const float* x, const float* gy, float* gw, float* gb) {
   const ConvPlan pl = plan_conv(a);
-  const int64_t y_img = int64_t(a.K) * pl.PQ;
-  if (gb) {
-#pragma omp parallel for schedule(static) if (int64_t(a.N) * y_img > kParMin && a.K > 1)
-    for (int k = 0; k < a.K; ++k) {
-      double s = 0;
-      for (int n = 0; n < a.N; ++n) {
-        const float* p = gy + n * y_img + k * pl.PQ;
-        for (int64_t i = 0; i < pl.PQ; ++i) s += p[i];
-      }
-      gb[k] = static_cast<float>(s);
-    }
-  }
+  if (gb) detail::channel_sums(a.N, a.K, pl.PQ, gy, gb);
   const int64_t wn = int64_t(a.K) * pl.CgRS;
   if (a.N <= 0 || pl.PQ == 0 || wn == 0) {
     std::fill(gw, gw + wn, 0.f);
     return;
   }
   if (use_shifted(a, pl))
-    shifted_backward_filter(a, pl, x, gy, gw);
+    detail::shifted_conv_backward_filter(a, x, gy, gw);
   else
     im2col_backward_filter(a, pl, x, gy, gw);
 }

@@ -1,0 +1,305 @@
+// shifted_conv.cpp — convolution as shifted GEMMs on a channel-major copy of the batch, and the
+// fused nearest-2x-up-sampling + 3x3 convolution of GDFQ's generator built on the same machinery.
+//
+// Layout "CPN": t[(c * pixels + pix) * N + n]. A convolution is a sum over kernel taps of
+// (K, C) weight matrices times shifted copies of the input. For one tap and one output row, the
+// output pixels whose input pixel lies inside the image form one range; with stride 1 their input
+// pixels are consecutive too, so in CPN layout both are (C, len * N) blocks with leading dimension
+// pixels * N: one GEMM per (tap, row) — a "run" — and consecutive rows merge into one run when both
+// sides stay contiguous (full-width rows). With stride_w > 1 every output pixel is its own run.
+// Only in-image terms are summed (a 3x3 pad-1 conv on a 1x1 map is one GEMM, of its centre tap),
+// and there is no column matrix. The same runs serve the forward pass, the data gradient (GEMMs
+// transposed, accumulated into the input side) and the filter gradient (accumulated per tap).
+//
+// Up-sampling fusion: conv3x3(pad 1) of nearest-up2(x) computes output pixel (2i+a, 2j+b) — phase
+// (a, b) — from x rows i+a-1+u and columns j+b-1+v for u, v in {0, 1} only, with the original taps
+// summed: phase a = 0 reads row i-1 with tap row 0 and row i with tap rows 1+2; a = 1 reads row i
+// with tap rows 0+1 and row i+1 with tap row 2 (the same for columns). So it is four 2x2
+// convolutions of x with 16 summed (K, C) matrices: 4/9 of the multiply-adds of the up-sampled
+// conv, on a 4x smaller input copy. The output is produced phase-major, (K, 4 phases, H, W, N), and
+// interleaved on the way back to NCHW; the data gradient lands on x directly (the up-sampling's
+// gradient, a 2x2 sum, is folded in), the filter gradient sums each summed matrix's gradient back
+// into the taps it was made of. Results equal the unfused ops up to float summation order.
+#include <cblas.h>
+
+#include <algorithm>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "engine/kernels/cpu/common.h"
+#include "engine/kernels/cpu/shifted_conv.h"
+
+namespace dfq::cpu {
+using detail::kParMin;
+
+namespace {
+
+struct Run {
+  int mat;               // which (K, Cg) weight matrix
+  int64_t out, in, len;  // first output pixel, first input pixel, pixels
+};
+
+// The GEMM problem: `mats` weight matrices (K, Cg) per group, runs between an input of in_pixels
+// and an output of out_pixels (both CPN), N images.
+struct Shifted {
+  int64_t N, C, K, Cg, Kg, in_pixels, out_pixels;
+  int groups, mats;
+  std::vector<Run> runs;
+  void add(const Run& r) {  // merges with the previous run when both sides continue it
+    Run* last = runs.empty() ? nullptr : &runs.back();
+    if (last && last->mat == r.mat && last->out + last->len == r.out && last->in + last->len == r.in)
+      last->len += r.len;
+    else
+      runs.push_back(r);
+  }
+};
+
+std::unique_ptr<float[]> buffer(int64_t n) { return std::unique_ptr<float[]>(new float[std::max<int64_t>(n, 1)]); }
+
+// (N, C, pixels) <-> (C, pixels, N) in tiles. `map` (optional) renumbers the CPN side's pixels:
+// NCHW pixel pix is CPN pixel map[pix].
+void to_cpn(int64_t N, int64_t C, int64_t pixels, const float* x, float* t, const int64_t* map = nullptr) {
+  constexpr int64_t B = 16;
+  const int64_t tiles = (pixels + B - 1) / B;
+#pragma omp parallel for collapse(2) schedule(static) if (N * C * pixels > kParMin)
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t pt = 0; pt < tiles; ++pt)
+      for (int64_t n0 = 0; n0 < N; n0 += B)
+        for (int64_t pix = pt * B; pix < std::min(pixels, pt * B + B); ++pix) {
+          float* dst = t + (c * pixels + (map ? map[pix] : pix)) * N;
+          for (int64_t n = n0; n < std::min(N, n0 + B); ++n) dst[n] = x[(n * C + c) * pixels + pix];
+        }
+}
+
+void from_cpn(int64_t N, int64_t C, int64_t pixels, const float* t, float* x, const int64_t* map = nullptr) {
+  constexpr int64_t B = 16;
+  const int64_t tiles = (pixels + B - 1) / B;
+#pragma omp parallel for collapse(2) schedule(static) if (N * C * pixels > kParMin)
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t pt = 0; pt < tiles; ++pt)
+      for (int64_t n0 = 0; n0 < N; n0 += B)
+        for (int64_t n = n0; n < std::min(N, n0 + B); ++n)
+          for (int64_t pix = pt * B; pix < std::min(pixels, pt * B + B); ++pix)
+            x[(n * C + c) * pixels + pix] = t[(c * pixels + (map ? map[pix] : pix)) * N + n];
+}
+
+// yt (K, out_pixels, N) = sum over runs of wt[mat] x xt-block
+void run_forward(const Shifted& sg, const float* wt, const float* xt, float* yt) {
+  std::fill(yt, yt + sg.K * sg.out_pixels * sg.N, 0.f);
+  const int64_t ldx = sg.in_pixels * sg.N, ldy = sg.out_pixels * sg.N;
+  for (const Run& r : sg.runs)
+    for (int g = 0; g < sg.groups; ++g)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, sg.Kg, r.len * sg.N, sg.Cg, 1.f,
+                  wt + (r.mat * sg.K + g * sg.Kg) * sg.Cg, sg.Cg, xt + g * sg.Cg * ldx + r.in * sg.N, ldx, 1.f,
+                  yt + g * sg.Kg * ldy + r.out * sg.N, ldy);
+}
+
+// gxt (C, in_pixels, N) = sum over runs of wt[mat]^T x gyt-block
+void run_backward_data(const Shifted& sg, const float* wt, const float* gyt, float* gxt) {
+  std::fill(gxt, gxt + sg.C * sg.in_pixels * sg.N, 0.f);
+  const int64_t ldx = sg.in_pixels * sg.N, ldy = sg.out_pixels * sg.N;
+  for (const Run& r : sg.runs)
+    for (int g = 0; g < sg.groups; ++g)
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, sg.Cg, r.len * sg.N, sg.Kg, 1.f,
+                  wt + (r.mat * sg.K + g * sg.Kg) * sg.Cg, sg.Cg, gyt + g * sg.Kg * ldy + r.out * sg.N, ldy, 1.f,
+                  gxt + g * sg.Cg * ldx + r.in * sg.N, ldx);
+}
+
+// gwt[mat] (K, Cg) = sum over that matrix's runs of gyt-block x xt-block^T
+void run_backward_filter(const Shifted& sg, const float* xt, const float* gyt, float* gwt) {
+  std::fill(gwt, gwt + int64_t(sg.mats) * sg.K * sg.Cg, 0.f);
+  const int64_t ldx = sg.in_pixels * sg.N, ldy = sg.out_pixels * sg.N;
+  for (const Run& r : sg.runs)
+    for (int g = 0; g < sg.groups; ++g)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, sg.Kg, sg.Cg, r.len * sg.N, 1.f,
+                  gyt + g * sg.Kg * ldy + r.out * sg.N, ldy, xt + g * sg.Cg * ldx + r.in * sg.N, ldx, 1.f,
+                  gwt + (r.mat * sg.K + g * sg.Kg) * sg.Cg, sg.Cg);
+}
+
+// ---- plain convolution: one matrix per tap ------------------------------------------------------
+Shifted conv_runs(const Conv2dArgs& a) {
+  Shifted sg{a.N, a.C, a.K, a.C / a.groups, a.K / a.groups, int64_t(a.H) * a.W, int64_t(a.P) * a.Q, a.groups,
+             a.R * a.S, {}};
+  for (int r = 0; r < a.R; ++r)
+    for (int s = 0; s < a.S; ++s) {
+      const int w_off = s * a.dil_w - a.pad_w;
+      int q_lo, q_hi;
+      detail::valid_q_range(a, w_off, &q_lo, &q_hi);
+      if (q_hi <= q_lo) continue;
+      const int step = a.stride_w == 1 ? q_hi - q_lo : 1;
+      for (int p = 0; p < a.P; ++p) {
+        const int h = p * a.stride_h - a.pad_h + r * a.dil_h;
+        if (h < 0 || h >= a.H) continue;
+        for (int q = q_lo; q < q_hi; q += step)
+          sg.add({r * a.S + s, int64_t(p) * a.Q + q, int64_t(h) * a.W + int64_t(q) * a.stride_w + w_off, step});
+      }
+    }
+  return sg;
+}
+
+// weights (K, Cg, RS) <-> (RS, K, Cg); each side written in lines
+void weights_to_taps(int64_t K, int64_t Cg, int64_t RS, const float* w, float* wt) {
+#pragma omp parallel for collapse(2) schedule(static) if (K * Cg * RS > kParMin)
+  for (int64_t t = 0; t < RS; ++t)
+    for (int64_t k = 0; k < K; ++k) {
+      float* dst = wt + (t * K + k) * Cg;
+      const float* src = w + k * Cg * RS + t;
+      for (int64_t c = 0; c < Cg; ++c) dst[c] = src[c * RS];
+    }
+}
+
+void weights_from_taps(int64_t K, int64_t Cg, int64_t RS, const float* wt, float* w) {
+#pragma omp parallel for schedule(static) if (K * Cg * RS > kParMin)
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t c = 0; c < Cg; ++c)
+      for (int64_t t = 0; t < RS; ++t) w[(k * Cg + c) * RS + t] = wt[(t * K + k) * Cg + c];
+}
+
+// ---- up-sampling fusion: 16 summed matrices, phase-major output -------------------------------
+// matrix index ((a * 2 + b) * 2 + u) * 2 + v; tap rows of (a, u): a=0: u=0 {0}, u=1 {1,2};
+// a=1: u=0 {0,1}, u=1 {2} — i.e. tap row r belongs to (a, u) iff r_lo(a,u) <= r <= r_hi(a,u)
+int tap_lo(int a, int u) { return a == 0 ? (u == 0 ? 0 : 1) : (u == 0 ? 0 : 2); }
+int tap_hi(int a, int u) { return a == 0 ? (u == 0 ? 0 : 2) : (u == 0 ? 1 : 2); }
+
+Shifted up2_runs(const Up2ConvArgs& a) {
+  const int64_t H = a.H, W = a.W;
+  Shifted sg{a.N, a.C, a.K, a.C, a.K, H * W, 4 * H * W, 1, 16, {}};
+  for (int ph = 0; ph < 2; ++ph)
+    for (int pw = 0; pw < 2; ++pw)
+      for (int u = 0; u < 2; ++u)
+        for (int v = 0; v < 2; ++v) {
+          const int dh = ph + u - 1, dw = pw + v - 1;  // input offset of this phase's tap
+          const int64_t j_lo = std::max(0, -dw), j_hi = std::min<int64_t>(W, W - dw);
+          for (int64_t i = std::max(0, -dh); i < std::min<int64_t>(H, H - dh); ++i)
+            sg.add({((ph * 2 + pw) * 2 + u) * 2 + v, ((ph * 2 + pw) * H + i) * W + j_lo, (i + dh) * W + j_lo + dw,
+                    j_hi - j_lo});
+        }
+  return sg;
+}
+
+// w (K, C, 3, 3) -> we (16, K, C)
+void up2_weights(int64_t K, int64_t C, const float* w, float* we) {
+#pragma omp parallel for collapse(2) schedule(static) if (16 * K * C > kParMin)
+  for (int m = 0; m < 16; ++m)
+    for (int64_t k = 0; k < K; ++k) {
+      const int ph = m >> 3, pw = (m >> 2) & 1, u = (m >> 1) & 1, v = m & 1;
+      float* dst = we + (m * K + k) * C;
+      for (int64_t c = 0; c < C; ++c) {
+        const float* wk = w + (k * C + c) * 9;
+        float s = 0.f;
+        for (int r = tap_lo(ph, u); r <= tap_hi(ph, u); ++r)
+          for (int t = tap_lo(pw, v); t <= tap_hi(pw, v); ++t) s += wk[r * 3 + t];
+        dst[c] = s;
+      }
+    }
+}
+
+// gwe (16, K, C) -> gw (K, C, 3, 3): every tap gathers the summed matrices it is part of
+void up2_weight_grads(int64_t K, int64_t C, const float* gwe, float* gw) {
+#pragma omp parallel for schedule(static) if (16 * K * C > kParMin)
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t c = 0; c < C; ++c)
+      for (int r = 0; r < 3; ++r)
+        for (int t = 0; t < 3; ++t) {
+          float s = 0.f;
+          for (int m = 0; m < 16; ++m) {
+            const int ph = m >> 3, pw = (m >> 2) & 1, u = (m >> 1) & 1, v = m & 1;
+            if (r >= tap_lo(ph, u) && r <= tap_hi(ph, u) && t >= tap_lo(pw, v) && t <= tap_hi(pw, v))
+              s += gwe[(m * K + k) * C + c];
+          }
+          gw[(k * C + c) * 9 + r * 3 + t] = s;
+        }
+}
+
+// NCHW output pixel (p, q) of the (2H, 2W) map -> phase-major pixel
+std::vector<int64_t> up2_pixel_map(int64_t H, int64_t W) {
+  std::vector<int64_t> map(4 * H * W);
+  for (int64_t p = 0; p < 2 * H; ++p)
+    for (int64_t q = 0; q < 2 * W; ++q) map[p * 2 * W + q] = (((p & 1) * 2 + (q & 1)) * H + p / 2) * W + q / 2;
+  return map;
+}
+
+void check_up2(const Up2ConvArgs& a) {
+  if (a.N < 0 || a.C < 1 || a.H < 1 || a.W < 1 || a.K < 1)
+    throw std::invalid_argument("dfq: bad conv2d_up2 arguments (N,C,H,W=" + std::to_string(a.N) + "," +
+                                std::to_string(a.C) + "," + std::to_string(a.H) + "," + std::to_string(a.W) +
+                                " K=" + std::to_string(a.K) + ")");
+}
+
+}  // namespace
+
+namespace detail {
+
+void shifted_conv_forward(const Conv2dArgs& a, const float* x, const float* w, float* y) {
+  const Shifted sg = conv_runs(a);
+  auto xt = buffer(sg.C * sg.in_pixels * sg.N), yt = buffer(sg.K * sg.out_pixels * sg.N), wt = buffer(sg.mats * sg.K * sg.Cg);
+  to_cpn(sg.N, sg.C, sg.in_pixels, x, xt.get());
+  weights_to_taps(sg.K, sg.Cg, sg.mats, w, wt.get());
+  run_forward(sg, wt.get(), xt.get(), yt.get());
+  from_cpn(sg.N, sg.K, sg.out_pixels, yt.get(), y);
+}
+
+void shifted_conv_backward_data(const Conv2dArgs& a, const float* gy, const float* w, float* gx) {
+  const Shifted sg = conv_runs(a);
+  auto gyt = buffer(sg.K * sg.out_pixels * sg.N), gxt = buffer(sg.C * sg.in_pixels * sg.N), wt = buffer(sg.mats * sg.K * sg.Cg);
+  to_cpn(sg.N, sg.K, sg.out_pixels, gy, gyt.get());
+  weights_to_taps(sg.K, sg.Cg, sg.mats, w, wt.get());
+  run_backward_data(sg, wt.get(), gyt.get(), gxt.get());
+  from_cpn(sg.N, sg.C, sg.in_pixels, gxt.get(), gx);
+}
+
+void shifted_conv_backward_filter(const Conv2dArgs& a, const float* x, const float* gy, float* gw) {
+  const Shifted sg = conv_runs(a);
+  auto xt = buffer(sg.C * sg.in_pixels * sg.N), gyt = buffer(sg.K * sg.out_pixels * sg.N), gwt = buffer(sg.mats * sg.K * sg.Cg);
+  to_cpn(sg.N, sg.C, sg.in_pixels, x, xt.get());
+  to_cpn(sg.N, sg.K, sg.out_pixels, gy, gyt.get());
+  run_backward_filter(sg, xt.get(), gyt.get(), gwt.get());
+  weights_from_taps(sg.K, sg.Cg, sg.mats, gwt.get(), gw);
+}
+
+}  // namespace detail
+
+void conv2d_up2_forward(const Up2ConvArgs& a, const float* x, const float* w, const float* b, float* y) {
+  check_up2(a);
+  if (a.N == 0) return;
+  const Shifted sg = up2_runs(a);
+  const auto map = up2_pixel_map(a.H, a.W);
+  auto xt = buffer(sg.C * sg.in_pixels * sg.N), yt = buffer(sg.K * sg.out_pixels * sg.N), we = buffer(16 * sg.K * sg.C);
+  to_cpn(sg.N, sg.C, sg.in_pixels, x, xt.get());
+  up2_weights(sg.K, sg.C, w, we.get());
+  run_forward(sg, we.get(), xt.get(), yt.get());
+  from_cpn(sg.N, sg.K, sg.out_pixels, yt.get(), y, map.data());
+  if (b) detail::add_channel_bias(sg.N, sg.K, sg.out_pixels, b, y);
+}
+
+void conv2d_up2_backward_data(const Up2ConvArgs& a, const float* gy, const float* w, float* gx) {
+  check_up2(a);
+  if (a.N == 0) return;
+  const Shifted sg = up2_runs(a);
+  const auto map = up2_pixel_map(a.H, a.W);
+  auto gyt = buffer(sg.K * sg.out_pixels * sg.N), gxt = buffer(sg.C * sg.in_pixels * sg.N), we = buffer(16 * sg.K * sg.C);
+  to_cpn(sg.N, sg.K, sg.out_pixels, gy, gyt.get(), map.data());
+  up2_weights(sg.K, sg.C, w, we.get());
+  run_backward_data(sg, we.get(), gyt.get(), gxt.get());
+  from_cpn(sg.N, sg.C, sg.in_pixels, gxt.get(), gx);
+}
+
+void conv2d_up2_backward_filter(const Up2ConvArgs& a, const float* x, const float* gy, float* gw, float* gb) {
+  check_up2(a);
+  const Shifted sg = up2_runs(a);
+  if (gb) detail::channel_sums(sg.N, sg.K, sg.out_pixels, gy, gb);
+  if (a.N == 0) {
+    std::fill(gw, gw + sg.K * sg.C * 9, 0.f);
+    return;
+  }
+  const auto map = up2_pixel_map(a.H, a.W);
+  auto xt = buffer(sg.C * sg.in_pixels * sg.N), gyt = buffer(sg.K * sg.out_pixels * sg.N), gwe = buffer(16 * sg.K * sg.C);
+  to_cpn(sg.N, sg.C, sg.in_pixels, x, xt.get());
+  to_cpn(sg.N, sg.K, sg.out_pixels, gy, gyt.get(), map.data());
+  run_backward_filter(sg, xt.get(), gyt.get(), gwe.get());
+  up2_weight_grads(sg.K, sg.C, gwe.get(), gw);
+}
+
+}  // namespace dfq::cpu

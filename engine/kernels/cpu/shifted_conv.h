@@ -1,0 +1,28 @@
+// shifted_conv.h — internal to the CPU convolution kernels (gemm_conv.cpp, shifted_conv.cpp).
+#pragma once
+#include <algorithm>
+
+#include "engine/kernels/kernels.h"
+
+namespace dfq::cpu::detail {
+
+// The output columns q whose input column q*stride_w + w_off lies inside [0, W): [*lo, *hi),
+// clamped to [0, Q). Shared by im2col, col2im and the shifted GEMMs' runs.
+inline void valid_q_range(const Conv2dArgs& a, int w_off, int* lo, int* hi) {
+  int q_lo = w_off >= 0 ? 0 : (-w_off + a.stride_w - 1) / a.stride_w;
+  int q_hi = a.W - w_off <= 0 ? 0 : (a.W - w_off + a.stride_w - 1) / a.stride_w;
+  *lo = std::min(q_lo, a.Q);
+  *hi = std::max(*lo, std::min(q_hi, a.Q));
+}
+
+// y (N, K, PQ) += b[k]; gb[k] = sum over n and pixels of gy (in double)
+void add_channel_bias(int64_t N, int64_t K, int64_t PQ, const float* b, float* y);
+void channel_sums(int64_t N, int64_t K, int64_t PQ, const float* gy, float* gb);
+
+// conv2d by shifted GEMMs (shifted_conv.cpp); the same contracts as conv2d_forward / _backward_*
+// without the bias, for a.N >= 1 and a non-empty output
+void shifted_conv_forward(const Conv2dArgs& a, const float* x, const float* w, float* y);
+void shifted_conv_backward_data(const Conv2dArgs& a, const float* gy, const float* w, float* gx);
+void shifted_conv_backward_filter(const Conv2dArgs& a, const float* x, const float* gy, float* gw);
+
+}  // namespace dfq::cpu::detail
