@@ -98,6 +98,8 @@ TEST_CASE("cpu kernel: conv2d matches the naive direct convolution") {
       {"chunks 3+2",            5, 2, 20, 20, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1},
       {"pad larger than image", 1, 2, 2,  3,  2, 3, 3, 1, 1, 2, 2, 1, 1, 1},
       {"larger (OpenMP paths)", 4, 16, 16, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+      {"few outputs 16->3",     2, 16, 9,  8,  3, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+      {"few outputs 5x3 pad0",  2, 12, 9,  8,  2, 5, 3, 1, 1, 0, 2, 1, 1, 1},
   };
   for (auto algo : {cpu::ConvAlgo::Im2col, cpu::ConvAlgo::Shifted, cpu::ConvAlgo::Auto}) {
     CAPTURE(static_cast<int>(algo));

@@ -110,14 +110,14 @@ int main(int argc, char** argv) {
         std::vector<float> x(size_t(a.N) * a.C * a.H * a.W, 0.5f), w(size_t(a.K) * a.C * a.R * a.S, 0.01f),
             y(size_t(a.N) * a.K * a.P * a.Q), gx(x.size()), gw(w.size());
         double flops = 3 * 2.0 * a.N * a.K * a.P * a.Q * a.C * a.R * a.S;
-        for (auto algo : {cpu::ConvAlgo::Im2col, cpu::ConvAlgo::Shifted}) {
+        for (auto algo : {cpu::ConvAlgo::Im2col, cpu::ConvAlgo::Shifted, cpu::ConvAlgo::Auto}) {
           cpu::set_conv_algo(algo);
           double ms = time_ms([&] {
             cpu::conv2d_forward(a, x.data(), w.data(), nullptr, y.data());
             cpu::conv2d_backward_data(a, y.data(), w.data(), gx.data());
             cpu::conv2d_backward_filter(a, x.data(), y.data(), gw.data(), nullptr);
           }, repeats, dev);
-          report(std::string(sh.name) + (algo == cpu::ConvAlgo::Im2col ? " im2col" : " shifted"), ms, flops);
+          report(std::string(sh.name) + (algo == cpu::ConvAlgo::Im2col ? " im2col" : algo == cpu::ConvAlgo::Shifted ? " shifted" : " auto"), ms, flops);
         }
       }
       cpu::set_conv_algo(conv_algo == "im2col" ? cpu::ConvAlgo::Im2col : cpu::ConvAlgo::Auto);
