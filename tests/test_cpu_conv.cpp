@@ -1,0 +1,197 @@
+// test_cpu_conv.cpp — the CPU convolution kernels against the naive loops of ref_kernels.h in
+// both algorithms (im2col and shifted GEMMs), the fused up-sampling conv, the algorithm choice,
+// and GEMM in all transpose combinations. Every TEST_CASE is named "cpu kernel: ...".
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "engine/kernels/kernels.h"
+#include "tests/check.h"
+#include "tests/kernel_vectors.h"
+#include "tests/ref_kernels.h"
+
+using dfq::test::check_close;
+using dfq::test::check_guard;
+using dfq::test::guarded;
+using dfq::test::head;
+using dfq::test::rand_vec;
+namespace cpu = dfq::cpu;
+
+namespace {
+
+struct ConvCase {
+  const char* name;
+  int N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw, g;
+};
+
+void run_conv_case(const ConvCase& cc) {
+  dfq::Conv2dArgs a{cc.N, cc.C, cc.H, cc.W, cc.K, cc.R, cc.S, cc.sh, cc.sw, cc.ph, cc.pw, cc.dh, cc.dw, cc.g, 0, 0};
+  dfq::conv2d_out_size(a);
+  const size_t xn = size_t(a.N) * a.C * a.H * a.W, yn = size_t(a.N) * a.K * a.P * a.Q;
+  const size_t wn = size_t(a.K) * (a.C / a.groups) * a.R * a.S;
+  auto x = rand_vec(xn, 1), w = rand_vec(wn, 2), b = rand_vec(a.K, 3), gy = rand_vec(yn, 4);
+  std::string tag = std::string(cc.name) + " ";
+  // sums of up to a few thousand float products (backward filter: N*P*Q terms) vs a double loop
+  const double atol = 2e-5, rtol = 1e-5;
+
+  auto y = guarded(yn);
+  cpu::conv2d_forward(a, x.data(), w.data(), b.data(), y.data());
+  check_close(tag + "forward", head(y, yn), dfq::test::ref::conv2d_forward(a, x.data(), w.data(), b.data()), atol, rtol);
+  check_guard(tag + "forward", y, yn);
+  cpu::conv2d_forward(a, x.data(), w.data(), nullptr, y.data());
+  check_close(tag + "forward no bias", head(y, yn), dfq::test::ref::conv2d_forward(a, x.data(), w.data(), nullptr), atol, rtol);
+
+  auto gx = guarded(xn);
+  cpu::conv2d_backward_data(a, gy.data(), w.data(), gx.data());
+  check_close(tag + "backward data", head(gx, xn), dfq::test::ref::conv2d_backward_data(a, gy.data(), w.data()), atol, rtol);
+  check_guard(tag + "backward data", gx, xn);
+
+  auto gw = guarded(wn), gb = guarded(a.K);
+  cpu::conv2d_backward_filter(a, x.data(), gy.data(), gw.data(), gb.data());
+  auto ref = dfq::test::ref::conv2d_backward_filter(a, x.data(), gy.data());
+  check_close(tag + "backward filter", head(gw, wn), std::vector<float>(ref.begin(), ref.begin() + wn), atol, rtol);
+  check_close(tag + "backward bias", head(gb, a.K), std::vector<float>(ref.begin() + wn, ref.end()), atol, rtol);
+  check_guard(tag + "backward filter", gw, wn);
+  check_guard(tag + "backward bias", gb, a.K);
+}
+
+
+}  // namespace
+
+TEST_CASE("cpu kernel: conv2d matches the naive direct convolution") {
+  const ConvCase cases[] = {
+      // name                   N  C  H   W   K  R  S sh sw ph pw dh dw g
+      {"3x3 pad1",              2, 3, 7,  9,  4, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+      {"groups2 stride2",       3, 4, 11, 10, 6, 3, 3, 2, 2, 1, 1, 1, 1, 2},
+      {"depthwise",             2, 6, 8,  7,  6, 3, 3, 1, 1, 1, 1, 1, 1, 6},
+      {"depthwise x2 stride2",  2, 3, 9,  8,  6, 3, 3, 2, 2, 1, 1, 1, 1, 3},
+      {"dilation2 pad2",        2, 4, 9,  9,  5, 3, 3, 1, 1, 2, 2, 2, 2, 1},
+      {"dil/stride/groups mix", 2, 4, 13, 12, 4, 3, 2, 2, 1, 1, 3, 2, 1, 2},
+      {"1x1 small plane",       3, 8, 5,  5,  7, 1, 1, 1, 1, 0, 0, 1, 1, 1},
+      {"1x1 direct two chunks", 2, 4, 33, 35, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1},
+      {"1x1 stride2",           2, 5, 9,  9,  4, 1, 1, 2, 2, 0, 0, 1, 1, 1},
+      {"2x5 odd stride3",       2, 3, 10, 13, 5, 2, 5, 1, 3, 0, 2, 1, 1, 1},
+      {"7x7 stem",              2, 3, 17, 15, 4, 7, 7, 2, 2, 3, 3, 1, 1, 1},
+      {"chunks 3+2",            5, 2, 20, 20, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+      {"pad larger than image", 1, 2, 2,  3,  2, 3, 3, 1, 1, 2, 2, 1, 1, 1},
+      {"larger (OpenMP paths)", 4, 16, 16, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+      {"few outputs 16->3",     2, 16, 9,  8,  3, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+      {"few outputs 5x3 pad0",  2, 12, 9,  8,  2, 5, 3, 1, 1, 0, 2, 1, 1, 1},
+  };
+  for (auto algo : {cpu::ConvAlgo::Im2col, cpu::ConvAlgo::Shifted, cpu::ConvAlgo::Auto}) {
+    CAPTURE(static_cast<int>(algo));
+    cpu::set_conv_algo(algo);
+    for (const auto& c : cases) run_conv_case(c);
+  }
+  cpu::set_conv_algo(cpu::ConvAlgo::Auto);
+}
+
+TEST_CASE("cpu kernel: fused nearest-2x up-sampling + 3x3 conv equals the two kernels") {
+  struct Case { int N, C, H, W, K; };
+  for (const Case& c : {Case{2, 3, 4, 5, 4}, Case{3, 40, 3, 3, 33}, Case{1, 2, 1, 1, 3}, Case{2, 16, 8, 8, 8}}) {
+    CAPTURE(c.C);
+    CAPTURE(c.H);
+    const cpu::Up2ConvArgs u{c.N, c.C, c.H, c.W, c.K};
+    dfq::Conv2dArgs a{c.N, c.C, 2 * c.H, 2 * c.W, c.K, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0, 0};
+    dfq::conv2d_out_size(a);
+    const size_t xn = size_t(c.N) * c.C * c.H * c.W, yn = size_t(c.N) * c.K * 4 * c.H * c.W, wn = size_t(c.K) * c.C * 9;
+    auto x = rand_vec(xn, 11), w = rand_vec(wn, 12), b = rand_vec(c.K, 13), gy = rand_vec(yn, 14);
+    std::vector<float> xu(4 * xn);
+    cpu::upsample_nearest2x_forward(c.N * c.C, c.H, c.W, x.data(), xu.data());
+    const double atol = 2e-5, rtol = 1e-5;
+
+    auto y = guarded(yn);
+    cpu::conv2d_up2_forward(u, x.data(), w.data(), b.data(), y.data());
+    check_close("up2 forward", head(y, yn), dfq::test::ref::conv2d_forward(a, xu.data(), w.data(), b.data()), atol, rtol);
+    check_guard("up2 forward", y, yn);
+
+    auto gx = guarded(xn);
+    cpu::conv2d_up2_backward_data(u, gy.data(), w.data(), gx.data());
+    auto gxu = dfq::test::ref::conv2d_backward_data(a, gy.data(), w.data());
+    std::vector<float> gx_ref(xn);
+    cpu::upsample_nearest2x_backward(c.N * c.C, c.H, c.W, gxu.data(), gx_ref.data());
+    check_close("up2 backward data", head(gx, xn), gx_ref, atol, rtol);
+    check_guard("up2 backward data", gx, xn);
+
+    auto gw = guarded(wn), gb = guarded(c.K);
+    cpu::conv2d_up2_backward_filter(u, x.data(), gy.data(), gw.data(), gb.data());
+    auto ref = dfq::test::ref::conv2d_backward_filter(a, xu.data(), gy.data());
+    check_close("up2 backward filter", head(gw, wn), std::vector<float>(ref.begin(), ref.begin() + wn), atol, rtol);
+    check_close("up2 backward bias", head(gb, c.K), std::vector<float>(ref.begin() + wn, ref.end()), atol, rtol);
+    check_guard("up2 backward filter", gw, wn);
+  }
+  CHECK_THROWS_AS(cpu::conv2d_up2_forward({1, 0, 2, 2, 1}, nullptr, nullptr, nullptr, nullptr), std::invalid_argument);
+}
+
+TEST_CASE("cpu kernel: conv2d picks shifted GEMMs for ResNet's small maps, im2col elsewhere") {
+  auto algo = [](int C, int H, int K, int R, int stride, int pad) {
+    dfq::Conv2dArgs a{8, C, H, H, K, R, R, stride, stride, pad, pad, 1, 1, 1, 0, 0};
+    dfq::conv2d_out_size(a);
+    return cpu::conv_algo_for(a);
+  };
+  CHECK(algo(512, 1, 512, 3, 1, 1) == cpu::ConvAlgo::Shifted);   // layer4 at 32x32 inputs
+  CHECK(algo(256, 2, 512, 3, 2, 1) == cpu::ConvAlgo::Shifted);   // layer4.0.conv1
+  CHECK(algo(64, 8, 128, 1, 2, 0) == cpu::ConvAlgo::Im2col);      // layer2.0.downsample
+  CHECK(algo(3, 32, 64, 7, 2, 3) == cpu::ConvAlgo::Im2col);      // the stem: 3 input channels
+  CHECK(algo(64, 56, 64, 3, 1, 1) == cpu::ConvAlgo::Im2col);     // large map
+}
+
+TEST_CASE("cpu kernel: conv2d's shifted GEMMs on ResNet-sized channels") {
+  const ConvCase cases[] = {
+      // name                   N  C   H  W  K   R  S sh sw ph pw dh dw g
+      {"1x1 map 3x3",           5, 64, 1, 1, 48, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+      {"2x2 map 3x3",           3, 40, 2, 2, 36, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+      {"4x4 -> 2x2 stride2",    3, 40, 4, 4, 33, 3, 3, 2, 2, 1, 1, 1, 1, 1},
+      {"downsample 1x1 s2",     4, 48, 4, 4, 40, 1, 1, 2, 2, 0, 0, 1, 1, 1},
+      {"4x4 groups2",           2, 64, 4, 4, 32, 3, 3, 1, 1, 1, 1, 1, 1, 2},
+  };
+  for (auto algo : {cpu::ConvAlgo::Im2col, cpu::ConvAlgo::Auto}) {
+    cpu::set_conv_algo(algo);
+    for (const auto& c : cases) run_conv_case(c);
+  }
+  cpu::set_conv_algo(cpu::ConvAlgo::Auto);
+}
+
+TEST_CASE("cpu kernel: conv2d with an empty batch") {
+  dfq::Conv2dArgs a{0, 3, 5, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0, 0};
+  dfq::conv2d_out_size(a);
+  std::vector<float> w = rand_vec(4 * 3 * 9, 1), gw(4 * 3 * 9, 9.f), gb(4, 9.f);
+  cpu::conv2d_forward(a, nullptr, w.data(), nullptr, nullptr);
+  cpu::conv2d_backward_data(a, nullptr, w.data(), nullptr);
+  cpu::conv2d_backward_filter(a, nullptr, nullptr, gw.data(), gb.data());
+  for (float v : gw) CHECK(v == 0.f);  // gw (=) is a sum over nothing
+  for (float v : gb) CHECK(v == 0.f);
+  // bad arguments throw before anything is read, as on CUDA
+  dfq::Conv2dArgs bad{1, 6, 8, 8, 4, 3, 3, 1, 1, 1, 1, 1, 1, 4, 0, 0};  // 6 % 4 != 0
+  dfq::conv2d_out_size(bad);
+  CHECK_THROWS_AS(cpu::conv2d_forward(bad, nullptr, nullptr, nullptr, nullptr), std::invalid_argument);
+  CHECK_THROWS_AS(cpu::conv2d_backward_data(bad, nullptr, nullptr, nullptr), std::invalid_argument);
+  CHECK_THROWS_AS(cpu::conv2d_backward_filter(bad, nullptr, nullptr, nullptr, nullptr), std::invalid_argument);
+  dfq::Conv2dArgs stale{1, 4, 8, 8, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 5, 8};  // P not from conv2d_out_size
+  CHECK_THROWS_AS(cpu::conv2d_forward(stale, nullptr, nullptr, nullptr, nullptr), std::invalid_argument);
+}
+
+TEST_CASE("cpu kernel: gemm in all four transpose combinations") {
+  const int M = 13, N = 17, K = 11;
+  for (int ta = 0; ta < 2; ++ta)
+    for (int tb = 0; tb < 2; ++tb) {
+      // padded leading dimensions to exercise lda/ldb/ldc
+      int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 2, ldc = N + 5;
+      auto A = rand_vec(size_t(ta ? K : M) * lda, 10), B = rand_vec(size_t(tb ? N : K) * ldb, 11);
+      auto C = rand_vec(size_t(M) * ldc, 12), Cr = C;
+      cpu::gemm(ta, tb, M, N, K, 0.7f, A.data(), lda, B.data(), ldb, 0.3f, C.data(), ldc);
+      dfq::test::ref::gemm(ta, tb, M, N, K, 0.7f, A.data(), lda, B.data(), ldb, 0.3f, Cr.data(), ldc);
+      check_close("gemm ta=" + std::to_string(ta) + " tb=" + std::to_string(tb), C, Cr, 1e-5, 1e-5);
+    }
+  // K == 0: C = beta * C; beta == 0 overwrites (even NaN)
+  std::vector<float> C = {1.f, NAN, 3.f, 4.f};
+  cpu::gemm(false, false, 2, 2, 0, 1.f, nullptr, 1, nullptr, 2, 0.5f, C.data(), 2);
+  CHECK(C[0] == 0.5f);
+  CHECK(C[3] == 2.f);
+  cpu::gemm(false, false, 2, 2, 0, 1.f, nullptr, 1, nullptr, 2, 0.f, C.data(), 2);
+  for (float v : C) CHECK(v == 0.f);
+  std::vector<float> y = {1, 2, 3, 4, 5, 6}, bias = {10, 20, 30};
+  cpu::add_bias_rows(2, 3, bias.data(), y.data());
+  check_close("add_bias_rows", y, {11, 22, 33, 14, 25, 36}, 0, 0);
+}
+
