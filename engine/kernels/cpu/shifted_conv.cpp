@@ -228,78 +228,89 @@ void check_up2(const Up2ConvArgs& a) {
                                 " K=" + std::to_string(a.K) + ")");
 }
 
+// A problem = runs + how its (K, Cg) matrices come from the weights (make) and their gradients
+// go back to the weights (fold) + the CPN order of the output pixels (empty: NCHW order).
+struct Problem {
+  Shifted sg;
+  void (*make)(int64_t K, int64_t Cg, int64_t mats, const float* w, float* m);
+  void (*fold)(int64_t K, int64_t Cg, int64_t mats, const float* gm, float* gw);
+  std::vector<int64_t> out_map;
+  const int64_t* map() const { return out_map.empty() ? nullptr : out_map.data(); }
+};
+
+Problem conv_problem(const Conv2dArgs& a) { return {conv_runs(a), weights_to_taps, weights_from_taps, {}}; }
+
+Problem up2_problem(const Up2ConvArgs& a) {
+  check_up2(a);
+  return {up2_runs(a), [](int64_t K, int64_t C, int64_t, const float* w, float* m) { up2_weights(K, C, w, m); },
+          [](int64_t K, int64_t C, int64_t, const float* gm, float* gw) { up2_weight_grads(K, C, gm, gw); },
+          up2_pixel_map(a.H, a.W)};
+}
+
+void problem_forward(const Problem& pr, const float* x, const float* w, float* y) {
+  const Shifted& sg = pr.sg;
+  auto xt = buffer(sg.C * sg.in_pixels * sg.N), yt = buffer(sg.K * sg.out_pixels * sg.N), m = buffer(sg.mats * sg.K * sg.Cg);
+  to_cpn(sg.N, sg.C, sg.in_pixels, x, xt.get());
+  pr.make(sg.K, sg.Cg, sg.mats, w, m.get());
+  run_forward(sg, m.get(), xt.get(), yt.get());
+  from_cpn(sg.N, sg.K, sg.out_pixels, yt.get(), y, pr.map());
+}
+
+void problem_backward_data(const Problem& pr, const float* gy, const float* w, float* gx) {
+  const Shifted& sg = pr.sg;
+  auto gyt = buffer(sg.K * sg.out_pixels * sg.N), gxt = buffer(sg.C * sg.in_pixels * sg.N), m = buffer(sg.mats * sg.K * sg.Cg);
+  to_cpn(sg.N, sg.K, sg.out_pixels, gy, gyt.get(), pr.map());
+  pr.make(sg.K, sg.Cg, sg.mats, w, m.get());
+  run_backward_data(sg, m.get(), gyt.get(), gxt.get());
+  from_cpn(sg.N, sg.C, sg.in_pixels, gxt.get(), gx);
+}
+
+void problem_backward_filter(const Problem& pr, const float* x, const float* gy, float* gw) {
+  const Shifted& sg = pr.sg;
+  auto xt = buffer(sg.C * sg.in_pixels * sg.N), gyt = buffer(sg.K * sg.out_pixels * sg.N), gm = buffer(sg.mats * sg.K * sg.Cg);
+  to_cpn(sg.N, sg.C, sg.in_pixels, x, xt.get());
+  to_cpn(sg.N, sg.K, sg.out_pixels, gy, gyt.get(), pr.map());
+  run_backward_filter(sg, xt.get(), gyt.get(), gm.get());
+  pr.fold(sg.K, sg.Cg, sg.mats, gm.get(), gw);
+}
+
 }  // namespace
 
 namespace detail {
 
 void shifted_conv_forward(const Conv2dArgs& a, const float* x, const float* w, float* y) {
-  const Shifted sg = conv_runs(a);
-  auto xt = buffer(sg.C * sg.in_pixels * sg.N), yt = buffer(sg.K * sg.out_pixels * sg.N), wt = buffer(sg.mats * sg.K * sg.Cg);
-  to_cpn(sg.N, sg.C, sg.in_pixels, x, xt.get());
-  weights_to_taps(sg.K, sg.Cg, sg.mats, w, wt.get());
-  run_forward(sg, wt.get(), xt.get(), yt.get());
-  from_cpn(sg.N, sg.K, sg.out_pixels, yt.get(), y);
+  problem_forward(conv_problem(a), x, w, y);
 }
 
 void shifted_conv_backward_data(const Conv2dArgs& a, const float* gy, const float* w, float* gx) {
-  const Shifted sg = conv_runs(a);
-  auto gyt = buffer(sg.K * sg.out_pixels * sg.N), gxt = buffer(sg.C * sg.in_pixels * sg.N), wt = buffer(sg.mats * sg.K * sg.Cg);
-  to_cpn(sg.N, sg.K, sg.out_pixels, gy, gyt.get());
-  weights_to_taps(sg.K, sg.Cg, sg.mats, w, wt.get());
-  run_backward_data(sg, wt.get(), gyt.get(), gxt.get());
-  from_cpn(sg.N, sg.C, sg.in_pixels, gxt.get(), gx);
+  problem_backward_data(conv_problem(a), gy, w, gx);
 }
 
 void shifted_conv_backward_filter(const Conv2dArgs& a, const float* x, const float* gy, float* gw) {
-  const Shifted sg = conv_runs(a);
-  auto xt = buffer(sg.C * sg.in_pixels * sg.N), gyt = buffer(sg.K * sg.out_pixels * sg.N), gwt = buffer(sg.mats * sg.K * sg.Cg);
-  to_cpn(sg.N, sg.C, sg.in_pixels, x, xt.get());
-  to_cpn(sg.N, sg.K, sg.out_pixels, gy, gyt.get());
-  run_backward_filter(sg, xt.get(), gyt.get(), gwt.get());
-  weights_from_taps(sg.K, sg.Cg, sg.mats, gwt.get(), gw);
+  problem_backward_filter(conv_problem(a), x, gy, gw);
 }
 
 }  // namespace detail
 
 void conv2d_up2_forward(const Up2ConvArgs& a, const float* x, const float* w, const float* b, float* y) {
-  check_up2(a);
+  const Problem pr = up2_problem(a);
   if (a.N == 0) return;
-  const Shifted sg = up2_runs(a);
-  const auto map = up2_pixel_map(a.H, a.W);
-  auto xt = buffer(sg.C * sg.in_pixels * sg.N), yt = buffer(sg.K * sg.out_pixels * sg.N), we = buffer(16 * sg.K * sg.C);
-  to_cpn(sg.N, sg.C, sg.in_pixels, x, xt.get());
-  up2_weights(sg.K, sg.C, w, we.get());
-  run_forward(sg, we.get(), xt.get(), yt.get());
-  from_cpn(sg.N, sg.K, sg.out_pixels, yt.get(), y, map.data());
-  if (b) detail::add_channel_bias(sg.N, sg.K, sg.out_pixels, b, y);
+  problem_forward(pr, x, w, y);
+  if (b) detail::add_channel_bias(pr.sg.N, pr.sg.K, pr.sg.out_pixels, b, y);
 }
 
 void conv2d_up2_backward_data(const Up2ConvArgs& a, const float* gy, const float* w, float* gx) {
-  check_up2(a);
-  if (a.N == 0) return;
-  const Shifted sg = up2_runs(a);
-  const auto map = up2_pixel_map(a.H, a.W);
-  auto gyt = buffer(sg.K * sg.out_pixels * sg.N), gxt = buffer(sg.C * sg.in_pixels * sg.N), we = buffer(16 * sg.K * sg.C);
-  to_cpn(sg.N, sg.K, sg.out_pixels, gy, gyt.get(), map.data());
-  up2_weights(sg.K, sg.C, w, we.get());
-  run_backward_data(sg, we.get(), gyt.get(), gxt.get());
-  from_cpn(sg.N, sg.C, sg.in_pixels, gxt.get(), gx);
+  const Problem pr = up2_problem(a);
+  if (a.N > 0) problem_backward_data(pr, gy, w, gx);
 }
 
 void conv2d_up2_backward_filter(const Up2ConvArgs& a, const float* x, const float* gy, float* gw, float* gb) {
-  check_up2(a);
-  const Shifted sg = up2_runs(a);
-  if (gb) detail::channel_sums(sg.N, sg.K, sg.out_pixels, gy, gb);
-  if (a.N == 0) {
-    std::fill(gw, gw + sg.K * sg.C * 9, 0.f);
-    return;
-  }
-  const auto map = up2_pixel_map(a.H, a.W);
-  auto xt = buffer(sg.C * sg.in_pixels * sg.N), gyt = buffer(sg.K * sg.out_pixels * sg.N), gwe = buffer(16 * sg.K * sg.C);
-  to_cpn(sg.N, sg.C, sg.in_pixels, x, xt.get());
-  to_cpn(sg.N, sg.K, sg.out_pixels, gy, gyt.get(), map.data());
-  run_backward_filter(sg, xt.get(), gyt.get(), gwe.get());
-  up2_weight_grads(sg.K, sg.C, gwe.get(), gw);
+  const Problem pr = up2_problem(a);
+  if (gb) detail::channel_sums(pr.sg.N, pr.sg.K, pr.sg.out_pixels, gy, gb);
+  if (a.N == 0)
+    std::fill(gw, gw + pr.sg.K * pr.sg.C * 9, 0.f);
+  else
+    problem_backward_filter(pr, x, gy, gw);
 }
 
 }  // namespace dfq::cpu
