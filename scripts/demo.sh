@@ -6,24 +6,24 @@
 # Extra flags go to every program (e.g. --device cuda).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+now() { date +%s; }
+t0=$(now)  # the table's total counts the set-up and the build too
 scripts/setup.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$(nproc)" --target train_fp zeroq_main gdfq_main
 OUT=${DFQ_DEMO_OUT:-runs/demo}
 W=weights/resnet18_fmnist.bin
 mkdir -p "$OUT"
-now() { date +%s; }
 val() { sed -n "s/.*\"$2\": \([-0-9.e+]*\).*/\1/p" "$1"; }
-t0=$(now)
 
 if [ -f "$W" ]; then
   echo "== reusing $W (delete it to train again)"
-  fp_time="reused"
+  fp_time=reused
 else
   echo "== training resnet18 on Fashion-MNIST (5 epochs, batch 256, one-cycle lr 0.2)"
   build/train/train_fp -a resnet18 --dataset fashion-mnist --epochs 5 --batch_size 256 --lr 0.2 --eval_every 5 \
     --out "$W" --json "$OUT/train_fp.json" "$@"
-  fp_time="$(val "$OUT/train_fp.json" seconds)s"
+  fp_time=$(val "$OUT/train_fp.json" seconds)
 fi
 
 # ZeroQ distils its images once (4/4 run); 3/3 calibrates on the same batch (--distilled): the
@@ -44,20 +44,4 @@ for bits in 4/4 3/3; do
     --batch_size 64 --warmup_epochs 4 --q_lr 1e-4 --eval_every 4 --out "$OUT/gdfq_$tag" --json "$OUT/gdfq_$tag.json" "$@"
 done
 
-fp=$(val "$OUT/zeroq_w4a4.json" fp_top1)
-{
-  echo
-  echo "dfq demo: resnet18 on Fashion-MNIST (10,000 test images), quantized without data"
-  printf "%-34s %8s  %s\n" "model" "top-1 %" "wall time"
-  printf "%-34s %8s  %s\n" "float (trained by train_fp)" "$fp" "$fp_time"
-  for tag in w4a4 w3a3; do
-    note=""
-    [ "$tag" = w3a3 ] && note="  (the W4A4 run's distilled images)"
-    printf "%-34s %8s  %ss%s\n" "ZeroQ ${tag^^}" "$(val "$OUT/zeroq_$tag.json" q_top1)" "$(val "$OUT/zeroq_$tag.json" seconds | cut -d. -f1)" "$note"
-  done
-  for tag in w4a4 w3a3; do
-    printf "%-34s %8s  %ss  (best epoch %s)\n" "GDFQ ${tag^^} (final epoch)" "$(val "$OUT/gdfq_$tag.json" final_top1)" \
-      "$(val "$OUT/gdfq_$tag.json" seconds | cut -d. -f1)" "$(val "$OUT/gdfq_$tag.json" best_top1)"
-  done
-  echo "total $(( $(now) - t0 ))s; images, logs and quantized models in $OUT/"
-} | tee "$OUT/table.txt"
+scripts/demo_table.sh "$OUT" "$fp_time" $(( $(now) - t0 )) | tee "$OUT/table.txt"

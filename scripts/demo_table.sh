@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# demo_table.sh — the demo's table from the JSON reports its programs wrote into OUT:
+#   scripts/demo_table.sh OUT FP_SECONDS|reused TOTAL_SECONDS
+# (scripts/demo.sh calls it at the end; run it again to reprint a finished demo's table.)
+set -euo pipefail
+[ $# -eq 3 ] || { sed -n 2,4p "$0"; exit 2; }
+OUT=$1 FP_TIME=$2 TOTAL=$3
+val() {
+  local v
+  v=$(sed -n "s/.*\"$2\": \([-0-9.e+]*\).*/\1/p" "$1")
+  [ -n "$v" ] || { echo "demo_table: no \"$2\" in $1" >&2; exit 1; }
+  echo "$v"
+}
+pct() { printf "%.2f" "$1"; }
+dur() { local s; s=$(printf "%.0f" "$1"); printf "%dm%02ds" $((s / 60)) $((s % 60)); }
+row() { printf "%-30s %8s  %9s  %s\n" "$@"; }
+[ "$FP_TIME" = reused ] && fp_time="(reused)" || fp_time=$(dur "$FP_TIME")
+echo
+echo "dfq demo: resnet18 on Fashion-MNIST (10,000 test images), quantized without data"
+row "model" "top-1 %" "wall time" ""
+row "float (trained by train_fp)" "$(pct "$(val "$OUT/zeroq_w4a4.json" fp_top1)")" "$fp_time" ""
+for tag in w4a4 w3a3; do
+  note=""
+  [ "$tag" = w3a3 ] && note="(calibrated on the W4A4 run's distilled images)"
+  row "ZeroQ ${tag^^}" "$(pct "$(val "$OUT/zeroq_$tag.json" q_top1)")" "$(dur "$(val "$OUT/zeroq_$tag.json" seconds)")" "$note"
+done
+for tag in w4a4 w3a3; do
+  row "GDFQ ${tag^^} (final epoch)" "$(pct "$(val "$OUT/gdfq_$tag.json" final_top1)")" \
+    "$(dur "$(val "$OUT/gdfq_$tag.json" seconds)")" "(best epoch $(pct "$(val "$OUT/gdfq_$tag.json" best_top1)"), selected on the test set)"
+done
+echo "total $(dur "$TOTAL") from the start of the demo; images, logs and quantized models in $OUT/"
