@@ -169,6 +169,7 @@ TEST_CASE("gdfq_main: bad input gets one message and a non-zero exit; a short da
       {w + tiny + " --batch_size 1" + " --out " + (dir / "a"), "--batch_size", 2},
       {w + tiny + " --resume --out " + (dir / "a"), "no checkpoint", 1},
       {w + tiny + " --dataset mnist --out " + (dir / "a"), "mnist", 1},
+      {w + tiny + " --ste sideways --out " + (dir / "a"), "--ste", 2},
   };
   for (const Case& c : cases) {
     CAPTURE(c.args);
@@ -187,6 +188,10 @@ TEST_CASE("gdfq_main: bad input gets one message and a non-zero exit; a short da
   for (const char* f : {"full/checkpoint.bin", "full/quantized.bin", "full/log.csv", "full/samples_epoch2.png"})
     CHECK(std::filesystem::exists(dir / f));
   CHECK(dfq::test::read_text(dir / "f.json").find("\"bits\": \"4/4\"") != std::string::npos);
+  // --ste clip reaches the quantizers (the header names it; identity is the default)
+  CHECK(log.find("STE identity") != std::string::npos);
+  REQUIRE(dfq::test::run_program(gm, w + tiny + " --n_epochs 1 --ste clip --out " + (dir / "clip"), dir / "log.txt") == 0);
+  CHECK(dfq::test::read_text(dir / "log.txt").find("STE clip") != std::string::npos);
   REQUIRE(dfq::test::run_program(gm, w + tiny + " --n_epochs 1 --out " + (dir / "part"), dir / "log.txt") == 0);
   // Without --resume an existing run is not overwritten.
   CHECK(dfq::test::run_program(gm, w + tiny + " --n_epochs 2 --out " + (dir / "part"), dir / "log.txt") == 1);

@@ -41,6 +41,8 @@ static const char* kUsage =
     "  --bns_weight X        default 0.1      --kd_temperature X  default 20\n"
     "  --no_bns              drop the BNS term of the generator loss (ablation)\n"
     "  --no_kd               drop the KD term of the student loss (CE only; ablation)\n"
+    "  --ste identity|clip   fake quantizers' backward: identity passes every gradient (official),\n"
+    "                        clip zeroes it where the value was clipped to the range\n"
     "  --img_size N          generated image size (default 32 for fashion-mnist, else 224)\n"
     "  --seed N              default 0\n"
     "  --dataset NAME        fashion-mnist: evaluate on its 10,000 test images\n"
@@ -102,6 +104,7 @@ int main(int argc, char** argv) {
   o.kd_temperature = float(flags.number("--kd_temperature", 20));
   o.use_bns = !flags.boolean("--no_bns");
   o.use_kd = !flags.boolean("--no_kd");
+  std::string ste = flags.str("--ste", "identity");
   long long img_size = flags.integer("--img_size", 0), seed = flags.integer("--seed", 0);
   std::string dataset = flags.str("--dataset", ""), data = flags.str("--data", ""), labels = flags.str("--labels", "");
   long long eval_every = flags.integer("--eval_every", 1), sample_every = flags.integer("--sample_every", 5);
@@ -121,6 +124,10 @@ int main(int argc, char** argv) {
   if (!milestones.empty()) o.milestones = parse_int_list(milestones, flags, "--milestones");
   o.seed = uint64_t(seed);
   quant::QuantConfig cfg = bit_flags.config(flags);
+  if (ste == "clip")
+    cfg.ste = quant::Ste::Clip;
+  else if (ste != "identity")
+    flags.fail("--ste must be identity or clip, got '" + ste + "'");
   const std::string bits_str = std::to_string(cfg.wbits) + "/" + std::to_string(cfg.abits);
   if (out.empty()) out = "runs/gdfq_" + arch + "_w" + std::to_string(cfg.wbits) + "a" + std::to_string(cfg.abits);
   const fs::path dir(out), ckpt = dir / "checkpoint.bin", csv = dir / "log.csv";
