@@ -28,6 +28,38 @@ def report(name, ms, flops):
     print(f"{name:<28} {ms:10.3f} ms {flops / (ms * 1e-3) / 1e9:10.1f} GFLOP/s", flush=True)
 
 
+class CondBN(torch.nn.Module):
+    """BatchNorm without affine, then per-class gamma / beta (GDFQ's conditional BN)."""
+    def __init__(self, c, eps, classes=10):
+        super().__init__()
+        self.bn = torch.nn.BatchNorm2d(c, eps=eps, affine=False)
+        self.gamma = torch.nn.Embedding(classes, c)
+        self.beta = torch.nn.Embedding(classes, c)
+        torch.nn.init.ones_(self.gamma.weight)
+        torch.nn.init.zeros_(self.beta.weight)
+
+    def forward(self, x, y):
+        return self.gamma(y)[:, :, None, None] * self.bn(x) + self.beta(y)[:, :, None, None]
+
+
+class Generator32(torch.nn.Module):
+    """GDFQ's conditional generator at 32x32 (models/generator.h)."""
+    def __init__(self, classes=10, latent=100):
+        super().__init__()
+        self.fc = torch.nn.Linear(latent, 128 * 8 * 8)
+        self.cbn0, self.cbn1, self.cbn2 = CondBN(128, 1e-5, classes), CondBN(128, 0.8, classes), CondBN(64, 0.8, classes)
+        self.conv1 = torch.nn.Conv2d(128, 128, 3, padding=1)
+        self.conv2 = torch.nn.Conv2d(128, 64, 3, padding=1)
+        self.conv3 = torch.nn.Conv2d(64, 3, 3, padding=1)
+        self.out_bn = torch.nn.BatchNorm2d(3, affine=False)
+
+    def forward(self, z, y):
+        x = self.cbn0(self.fc(z).view(-1, 128, 8, 8), y)
+        x = F.leaky_relu(self.cbn1(self.conv1(F.interpolate(x, scale_factor=2)), y), 0.2)
+        x = F.leaky_relu(self.cbn2(self.conv2(F.interpolate(x, scale_factor=2)), y), 0.2)
+        return self.out_bn(torch.tanh(self.conv3(x)))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -95,6 +127,37 @@ def main():
     rx = torch.randn(256, 3, 32, 32, device=dev)
     with torch.no_grad():
         report("resnet18_32px_fwd_b256", time_ms(lambda: m(rx), a.repeats, cuda), 256 * 2 * 0.03716e9)
+    # one SGD step at batch 128 (train_fp's inner loop; dfq: resnet18_32px_train_b128)
+    m = torchvision.models.resnet18(num_classes=10).to(dev).train()
+    opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    sx, sy = torch.randn(128, 3, 32, 32, device=dev), torch.randint(0, 10, (128,), device=dev)
+
+    def sgd_step():
+        loss = F.cross_entropy(m(sx), sy)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    report("resnet18_32px_train_b128", time_ms(sgd_step, a.repeats, cuda), 128 * 3 * 2 * 0.03716e9)
+
+    # GDFQ's two halves at batch 64, 32x32, 10 classes (dfq: gdfq_generator_fwdbwd_b64,
+    # gdfq_teacher_fwdbwd_b64): the generator as models/generator.h describes it, train mode
+    g = Generator32().to(dev).train()
+    z, gy = torch.randn(64, 100, device=dev), torch.randint(0, 10, (64,), device=dev)
+
+    def gen_step():
+        g.zero_grad(set_to_none=True)
+        g(z, gy).mean().backward()
+    report("gdfq_generator_fwdbwd_b64", time_ms(gen_step, a.repeats, cuda), 64 * 3 * 2 * 0.1158e9)
+    t = torchvision.models.resnet18(num_classes=10).to(dev).eval()
+    for p in t.parameters():
+        p.requires_grad_(False)
+    tx = torch.randn(64, 3, 32, 32, device=dev, requires_grad=True)
+
+    def teacher_step():
+        tx.grad = None
+        F.cross_entropy(t(tx), gy).backward()
+    report("gdfq_teacher_fwdbwd_b64", time_ms(teacher_step, a.repeats, cuda), 64 * 3 * 2 * 0.03716e9)
+
     n = 32 if cuda else 4
     m = torchvision.models.resnet18(num_classes=1000).to(dev).train()
     tx = torch.randn(n, 3, 224, 224, device=dev)
