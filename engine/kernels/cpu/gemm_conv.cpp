@@ -16,7 +16,6 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
-#include <vector>
 
 #include "engine/kernels/cpu/common.h"
 #include "engine/kernels/cpu/shifted_conv.h"
@@ -182,7 +181,7 @@ bool use_shifted(const Conv2dArgs& a, const ConvPlan& pl) {
   }
   // Measured with tools/bench --only conv_algos (resnet18 at 32x32, batch 256; GDFQ's generator,
   // batch 64), forward + both backwards: shifted GEMMs take 0.55x (1x1 map) .. 0.8x (8x8) of
-  // im2col's time for stride-1 3x3 convs from 64 channels up, and 0.9x at 16x16; at 32x32 they lose
+  // im2col's time for stride-1 3x3 convs from 64 channels up, and 0.96x at 16x16; at 32x32 they lose
   // (1.17x). With stride 2 each output pixel is its own GEMM: a draw at 4x4 and 2x2 outputs, a win
   // at 1x1, a 3x loss for the 1x1 downsample convs. A 3-channel stem starves the GEMMs.
   if (pl.Cg < 32 || (a.R == 1 && a.S == 1)) return false;
