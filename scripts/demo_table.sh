@@ -13,7 +13,7 @@ val() {
 }
 pct() { printf "%.2f" "$1"; }
 dur() { local s; s=$(printf "%.0f" "$1"); printf "%dm%02ds" $((s / 60)) $((s % 60)); }
-row() { printf "%-30s %8s  %9s  %s\n" "$@"; }
+row() { printf "%-30s %8s  %9s  %s\n" "$@" | sed "s/ *$//"; }
 [ "$FP_TIME" = reused ] && fp_time="(reused)" || fp_time=$(dur "$FP_TIME")
 echo
 echo "dfq demo: resnet18 on Fashion-MNIST (10,000 test images), quantized without data"
