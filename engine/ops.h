@@ -99,6 +99,12 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, cons
                   const Tensor& running_var, bool training, float momentum = 0.1f, float eps = 1e-5f,
                   BatchStats* stats_out = nullptr);
 
+// Per-channel batch mean and biased variance of x (N, C, ...) over every dim but 1, as one (2, C)
+// tensor [mean; var] (GDFQ's BNS loss on every BN input): one channel_mean_var kernel forward,
+// backward dx = (g_mean + 2 g_var (x - mean)) / M in three broadcast passes, where the same through
+// mean() and var() takes a dozen passes and strided copies.
+Tensor channel_moments(const Tensor& x);
+
 Tensor max_pool2d(const Tensor& x, int kernel, int stride, int padding = 0);
 Tensor avg_pool2d(const Tensor& x, int kernel, int stride, int padding = 0);
 Tensor adaptive_avg_pool2d(const Tensor& x, int out_h, int out_w);

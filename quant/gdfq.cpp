@@ -24,9 +24,8 @@ TeacherOut teacher_with_bns(models::Model& teacher, const Tensor& x) {
   const auto& bns = teacher.bn_layers();
   Tensor total;
   for (size_t i = 0; i < ins.size(); ++i) {
-    const Tensor& a = ins[i];
-    std::vector<int64_t> dims = a.dim() == 4 ? std::vector<int64_t>{0, 2, 3} : std::vector<int64_t>{0};
-    Tensor mu = mean(a, dims), v = var(a, dims, /*unbiased=*/false);
+    Tensor mv = channel_moments(ins[i]);  // batch mean, biased var per channel
+    Tensor mu = mv.select(0), v = mv.select(1);
     Tensor l = add(mse_loss(mu, bns[i].second->running_mean.detach()), mse_loss(v, bns[i].second->running_var.detach()));
     total = total.defined() ? add(total, l) : l;
   }

@@ -187,6 +187,8 @@ TEST_CASE("gradcheck: pooling and up-sampling") {
   gradcheck("adaptive_avg_pool2d 5x4->2x3", [](const In& in) { return adaptive_avg_pool2d(in[0], 2, 3); },
             {uniform({1, 2, 5, 4}, -1.f, 1.f, 96)});
   gradcheck("upsample_nearest2x", [](const In& in) { return upsample_nearest2x(in[0]); }, {uniform({2, 2, 2, 3}, -1.f, 1.f, 97)});
+  gradcheck("channel_moments 4-D", [](const In& in) { return channel_moments(in[0]); }, {uniform({3, 2, 2, 3}, -1.f, 1.f, 101)});
+  gradcheck("channel_moments 2-D", [](const In& in) { return channel_moments(in[0]); }, {uniform({5, 3}, -1.f, 1.f, 102)});
   gradcheck("upsample_nearest2x_conv3x3", [](const In& in) { return upsample_nearest2x_conv3x3(in[0], in[1], in[2]); },
             {uniform({2, 3, 2, 3}, -1.f, 1.f, 98), uniform({4, 3, 3, 3}, -1.f, 1.f, 99), uniform({4}, -1.f, 1.f, 100)});
 }

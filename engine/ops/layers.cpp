@@ -314,6 +314,29 @@ Tensor upsample_nearest2x_conv3x3(const Tensor& x_in, const Tensor& w_in, const 
   });
 }
 
+Tensor channel_moments(const Tensor& x_in) {
+  check_float(x_in, "channel_moments");
+  if (x_in.dim() < 2) throw std::invalid_argument("dfq: channel_moments needs (N, C, ...), got " + x_in.str());
+  Tensor x = x_in.contiguous();
+  const int64_t N = x.size(0), C = x.size(1), HW = x.numel() / std::max<int64_t>(N * C, 1);
+  if (N * HW < 1) throw std::invalid_argument("dfq: channel_moments of an empty batch " + x_in.str());
+  Device dev = x.device();
+  Tensor out = Tensor::empty({2, C}, DType::F32, dev);
+  if (C > 0)
+    DFQ_DISPATCH(dev, channel_mean_var, static_cast<int>(N), static_cast<int>(C), static_cast<int>(HW), x.data<float>(),
+                 out.data<float>(), out.data<float>() + C);
+  Tensor xs = x.detach(), mean_s = out.detach().select(0);
+  return record(out, "channel_moments", {x_in}, [xs, mean_s, N, C, HW](const Tensor& g_in) {
+    Tensor g = g_in.contiguous();
+    Shape bc(xs.dim(), 1);
+    bc[1] = C;
+    const float M = static_cast<float>(N * HW);
+    Tensor gx = add(mul(sub(xs, mean_s.reshape(bc)), mul_scalar(g.select(1), 2.f / M).reshape(bc)),
+                    mul_scalar(g.select(0), 1.f / M).reshape(bc));
+    return std::vector<Tensor>{gx};
+  });
+}
+
 // ---- embedding and concat -----------------------------------------------------------------------
 Tensor embedding(const Tensor& idx_in, const Tensor& table_in) {
   check_i64(idx_in, "embedding indices");
