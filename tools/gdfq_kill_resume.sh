@@ -23,14 +23,15 @@ rm -rf "$OUT"
 echo "== run to be killed -> $OUT"
 "$G" "$@" --out "$OUT" --json "$OUT.json" > "$OUT.log" 2>&1 &
 pid=$!
-until [ "$(grep -c '^[0-9]' "$OUT/log.csv" 2>/dev/null || true)" -ge "$KILL_AFTER" ]; do
+logged() { local n; n=$(grep -c '^[0-9]' "$OUT/log.csv" 2>/dev/null) || true; echo "${n:-0}"; }
+until [ "$(logged)" -ge "$KILL_AFTER" ]; do
   kill -0 $pid 2>/dev/null || { echo "gdfq_kill_resume: the run ended before epoch $KILL_AFTER" >&2; exit 1; }
   sleep 1
 done
 sleep "$KILL_SECONDS"
 kill -9 $pid
 wait $pid 2>/dev/null || true
-echo "killed (SIGKILL) after $(grep -c '^[0-9]' "$OUT/log.csv") logged epochs, ${KILL_SECONDS}s into the next"
+echo "killed (SIGKILL) after $(logged) logged epochs, ${KILL_SECONDS}s into the next"
 "$G" "$@" --out "$OUT" --json "$OUT.json" --resume > "$OUT.resume.log" 2>&1
 echo "uninterrupted:  $(cat "$REF.json")"
 echo "killed+resumed: $(cat "$OUT.json")"
