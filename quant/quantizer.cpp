@@ -7,6 +7,11 @@
 
 namespace dfq::quant {
 
+Ste parse_ste(const std::string& s) {
+  if (s == "identity") return Ste::Identity;
+  if (s == "clip") return Ste::Clip;
+  throw std::invalid_argument("unknown STE '" + s + "' (known: identity, clip)");
+}
 const char* ste_name(Ste s) { return s == Ste::Identity ? "identity" : "clip"; }
 const char* observer_name(Observer o) { return o == Observer::MinMax ? "minmax" : "ema"; }
 

@@ -18,6 +18,7 @@ namespace dfq::quant {
 
 enum class Ste { Identity, Clip };
 enum class Observer { MinMax, Ema };  // ZeroQ's cumulative min/max; GDFQ's EMA (beta 0.9)
+Ste parse_ste(const std::string& s);  // "identity" | "clip"; throws std::invalid_argument
 const char* ste_name(Ste s);
 const char* observer_name(Observer o);
 

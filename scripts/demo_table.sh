@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # demo_table.sh — the demo's table from the JSON reports its programs wrote into OUT:
-#   scripts/demo_table.sh OUT FP_SECONDS|reused TOTAL_SECONDS
+#   scripts/demo_table.sh OUT trained|reused TOTAL_SECONDS
+# (trained: the float model's time is OUT/train_fp.json's; reused: weights/ was already there)
 # (scripts/demo.sh calls it at the end; run it again to reprint a finished demo's table.)
 set -euo pipefail
-[ $# -eq 3 ] || { sed -n 2,4p "$0"; exit 2; }
-OUT=$1 FP_TIME=$2 TOTAL=$3
+[ $# -eq 3 ] && { [ "$2" = trained ] || [ "$2" = reused ]; } || { sed -n 2,5p "$0"; exit 2; }
+OUT=$1 FP=$2 TOTAL=$3
 val() {
   local v
   v=$(sed -n "s/.*\"$2\": \([-0-9.e+]*\).*/\1/p" "$1")
@@ -14,7 +15,7 @@ val() {
 pct() { printf "%.2f" "$1"; }
 dur() { local s; s=$(printf "%.0f" "$1"); printf "%dm%02ds" $((s / 60)) $((s % 60)); }
 row() { printf "%-30s %8s  %9s  %s\n" "$@" | sed "s/ *$//"; }
-[ "$FP_TIME" = reused ] && fp_time="(reused)" || fp_time=$(dur "$FP_TIME")
+[ "$FP" = reused ] && fp_time="(reused)" || fp_time=$(dur "$(val "$OUT/train_fp.json" seconds)")
 echo
 echo "dfq demo: resnet18 on Fashion-MNIST (10,000 test images), quantized without data"
 row "model" "top-1 %" "wall time" ""

@@ -33,5 +33,11 @@ inline void check_guard(const std::string& label, const std::vector<float>& v, s
   if (!ok) FAIL_CHECK(label << ": write past the end of the output");
 }
 inline std::vector<float> head(const std::vector<float>& v, size_t n) { return std::vector<float>(v.begin(), v.begin() + n); }
+// A guarded output against its reference: the first want.size() values close, the guard intact.
+inline void check_guarded(const std::string& label, const std::vector<float>& got, const std::vector<float>& want,
+                          double atol, double rtol) {
+  check_close(label, head(got, want.size()), want, atol, rtol);
+  check_guard(label, got, want.size());
+}
 
 }  // namespace dfq::test

@@ -11,9 +11,8 @@
 #include "tests/ref_kernels.h"
 
 using dfq::test::check_close;
-using dfq::test::check_guard;
+using dfq::test::check_guarded;
 using dfq::test::guarded;
-using dfq::test::head;
 using dfq::test::rand_vec;
 namespace cpu = dfq::cpu;
 
@@ -23,6 +22,13 @@ struct ConvCase {
   const char* name;
   int N, C, H, W, K, R, S, sh, sw, ph, pw, dh, dw, g;
 };
+
+// ref: the reference filter gradient (wn values) followed by the bias gradient
+void check_filter_and_bias(const std::string& tag, const std::vector<float>& gw, const std::vector<float>& gb,
+                           const std::vector<float>& ref, size_t wn, double atol, double rtol) {
+  check_guarded(tag + "backward filter", gw, std::vector<float>(ref.begin(), ref.begin() + wn), atol, rtol);
+  check_guarded(tag + "backward bias", gb, std::vector<float>(ref.begin() + wn, ref.end()), atol, rtol);
+}
 
 void run_conv_case(const ConvCase& cc) {
   dfq::Conv2dArgs a{cc.N, cc.C, cc.H, cc.W, cc.K, cc.R, cc.S, cc.sh, cc.sw, cc.ph, cc.pw, cc.dh, cc.dw, cc.g, 0, 0};
@@ -36,23 +42,17 @@ void run_conv_case(const ConvCase& cc) {
 
   auto y = guarded(yn);
   cpu::conv2d_forward(a, x.data(), w.data(), b.data(), y.data());
-  check_close(tag + "forward", head(y, yn), dfq::test::ref::conv2d_forward(a, x.data(), w.data(), b.data()), atol, rtol);
-  check_guard(tag + "forward", y, yn);
+  check_guarded(tag + "forward", y, dfq::test::ref::conv2d_forward(a, x.data(), w.data(), b.data()), atol, rtol);
   cpu::conv2d_forward(a, x.data(), w.data(), nullptr, y.data());
-  check_close(tag + "forward no bias", head(y, yn), dfq::test::ref::conv2d_forward(a, x.data(), w.data(), nullptr), atol, rtol);
+  check_guarded(tag + "forward no bias", y, dfq::test::ref::conv2d_forward(a, x.data(), w.data(), nullptr), atol, rtol);
 
   auto gx = guarded(xn);
   cpu::conv2d_backward_data(a, gy.data(), w.data(), gx.data());
-  check_close(tag + "backward data", head(gx, xn), dfq::test::ref::conv2d_backward_data(a, gy.data(), w.data()), atol, rtol);
-  check_guard(tag + "backward data", gx, xn);
+  check_guarded(tag + "backward data", gx, dfq::test::ref::conv2d_backward_data(a, gy.data(), w.data()), atol, rtol);
 
   auto gw = guarded(wn), gb = guarded(a.K);
   cpu::conv2d_backward_filter(a, x.data(), gy.data(), gw.data(), gb.data());
-  auto ref = dfq::test::ref::conv2d_backward_filter(a, x.data(), gy.data());
-  check_close(tag + "backward filter", head(gw, wn), std::vector<float>(ref.begin(), ref.begin() + wn), atol, rtol);
-  check_close(tag + "backward bias", head(gb, a.K), std::vector<float>(ref.begin() + wn, ref.end()), atol, rtol);
-  check_guard(tag + "backward filter", gw, wn);
-  check_guard(tag + "backward bias", gb, a.K);
+  check_filter_and_bias(tag, gw, gb, dfq::test::ref::conv2d_backward_filter(a, x.data(), gy.data()), wn, atol, rtol);
 }
 
 
@@ -102,23 +102,18 @@ TEST_CASE("cpu kernel: fused nearest-2x up-sampling + 3x3 conv equals the two ke
 
     auto y = guarded(yn);
     cpu::conv2d_up2_forward(u, x.data(), w.data(), b.data(), y.data());
-    check_close("up2 forward", head(y, yn), dfq::test::ref::conv2d_forward(a, xu.data(), w.data(), b.data()), atol, rtol);
-    check_guard("up2 forward", y, yn);
+    check_guarded("up2 forward", y, dfq::test::ref::conv2d_forward(a, xu.data(), w.data(), b.data()), atol, rtol);
 
     auto gx = guarded(xn);
     cpu::conv2d_up2_backward_data(u, gy.data(), w.data(), gx.data());
     auto gxu = dfq::test::ref::conv2d_backward_data(a, gy.data(), w.data());
     std::vector<float> gx_ref(xn);
     cpu::upsample_nearest2x_backward(c.N * c.C, c.H, c.W, gxu.data(), gx_ref.data());
-    check_close("up2 backward data", head(gx, xn), gx_ref, atol, rtol);
-    check_guard("up2 backward data", gx, xn);
+    check_guarded("up2 backward data", gx, gx_ref, atol, rtol);
 
     auto gw = guarded(wn), gb = guarded(c.K);
     cpu::conv2d_up2_backward_filter(u, x.data(), gy.data(), gw.data(), gb.data());
-    auto ref = dfq::test::ref::conv2d_backward_filter(a, xu.data(), gy.data());
-    check_close("up2 backward filter", head(gw, wn), std::vector<float>(ref.begin(), ref.begin() + wn), atol, rtol);
-    check_close("up2 backward bias", head(gb, c.K), std::vector<float>(ref.begin() + wn, ref.end()), atol, rtol);
-    check_guard("up2 backward filter", gw, wn);
+    check_filter_and_bias("up2 ", gw, gb, dfq::test::ref::conv2d_backward_filter(a, xu.data(), gy.data()), wn, atol, rtol);
   }
   CHECK_THROWS_AS(cpu::conv2d_up2_forward({1, 0, 2, 2, 1}, nullptr, nullptr, nullptr, nullptr), std::invalid_argument);
 }

@@ -124,10 +124,11 @@ int main(int argc, char** argv) {
   if (!milestones.empty()) o.milestones = parse_int_list(milestones, flags, "--milestones");
   o.seed = uint64_t(seed);
   quant::QuantConfig cfg = bit_flags.config(flags);
-  if (ste == "clip")
-    cfg.ste = quant::Ste::Clip;
-  else if (ste != "identity")
-    flags.fail("--ste must be identity or clip, got '" + ste + "'");
+  try {
+    cfg.ste = quant::parse_ste(ste);
+  } catch (const std::exception& ex) {
+    flags.fail(std::string("--ste: ") + ex.what());
+  }
   const std::string bits_str = std::to_string(cfg.wbits) + "/" + std::to_string(cfg.abits);
   if (out.empty()) out = "runs/gdfq_" + arch + "_w" + std::to_string(cfg.wbits) + "a" + std::to_string(cfg.abits);
   const fs::path dir(out), ckpt = dir / "checkpoint.bin", csv = dir / "log.csv";

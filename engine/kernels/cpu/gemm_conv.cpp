@@ -289,6 +289,27 @@ void im2col_backward_filter(const Conv2dArgs& a, const ConvPlan& pl, const float
   }
 }
 
+// Few output channels (the generator's 64 -> 3 conv): im2col's data gradient would be a rank-K
+// update of a (C*R*S, pixels) column matrix (BLAS at ~4 GFLOP/s here) plus col2im. The same
+// gradient is the forward conv of gy with the taps flipped, K and C swapped and padding R-1-pad:
+// a GEMM K*R*S deep and C wide. 15x faster for 64 -> 3 at 32x32. Only under ConvAlgo::Auto, so
+// that a forced algorithm is tested as itself.
+bool use_flipped_data_gradient(const Conv2dArgs& a) {
+  return g_conv_algo == ConvAlgo::Auto && a.K <= 8 && a.C > a.K && a.groups == 1 && a.stride_h == 1 &&
+         a.stride_w == 1 && a.dil_h == 1 && a.dil_w == 1 && a.pad_h < a.R && a.pad_w < a.S;
+}
+
+void flipped_backward_data(const Conv2dArgs& a, const float* gy, const float* w, float* gx) {
+  Conv2dArgs t{a.N, a.K, a.P, a.Q, a.C, a.R, a.S, 1, 1, a.R - 1 - a.pad_h, a.S - 1 - a.pad_w, 1, 1, 1, 0, 0};
+  conv2d_out_size(t);
+  const int64_t RS = int64_t(a.R) * a.S;
+  auto wf = scratch(int64_t(a.K) * a.C * RS);  // (C, K, R, S), taps reversed
+  for (int64_t k = 0; k < a.K; ++k)
+    for (int64_t c = 0; c < a.C; ++c)
+      for (int64_t i = 0; i < RS; ++i) wf[(c * a.K + k) * RS + (RS - 1 - i)] = w[(k * a.C + c) * RS + i];
+  conv2d_forward(t, gy, wf.get(), nullptr, gx);
+}
+
 }  // namespace
 
 void conv2d_forward(const Conv2dArgs& a, const float* x, const float* w, const float* b, float* y) {
@@ -313,25 +334,12 @@ void conv2d_backward_data(const Conv2dArgs& a, const float* gy, const float* w, 
     std::fill(gx, gx + a.N * int64_t(a.C) * pl.HW, 0.f);
     return;
   }
-  if (use_shifted(a, pl)) {
+  if (use_shifted(a, pl))
     detail::shifted_conv_backward_data(a, gy, w, gx);
-  } else if (a.K <= 8 && a.C > a.K && a.groups == 1 && a.stride_h == 1 && a.stride_w == 1 && a.dil_h == 1 &&
-             a.dil_w == 1 && a.pad_h < a.R && a.pad_w < a.S && g_conv_algo == ConvAlgo::Auto) {
-    // Few output channels (the generator's 64 -> 3 conv): im2col's data gradient would be a rank-K
-    // update of a (C*R*S, pixels) column matrix (BLAS at ~4 GFLOP/s here) plus col2im. The same
-    // gradient is the forward conv of gy with the taps flipped, K and C swapped and padding R-1-pad:
-    // a GEMM K*R*S deep and C wide. 15x faster for 64 -> 3 at 32x32 (tools/bench --only conv_algos).
-    Conv2dArgs t{a.N, a.K, a.P, a.Q, a.C, a.R, a.S, 1, 1, a.R - 1 - a.pad_h, a.S - 1 - a.pad_w, 1, 1, 1, 0, 0};
-    conv2d_out_size(t);
-    const int64_t RS = int64_t(a.R) * a.S;
-    auto wf = scratch(int64_t(a.K) * a.C * RS);
-    for (int64_t k = 0; k < a.K; ++k)
-      for (int64_t c = 0; c < a.C; ++c)
-        for (int64_t i = 0; i < RS; ++i) wf[(c * a.K + k) * RS + (RS - 1 - i)] = w[(k * a.C + c) * RS + i];
-    conv2d_forward(t, gy, wf.get(), nullptr, gx);
-  } else {
+  else if (use_flipped_data_gradient(a))
+    flipped_backward_data(a, gy, w, gx);
+  else
     im2col_backward_data(a, pl, gy, w, gx);
-  }
 }
 
 void conv2d_backward_filter(const Conv2dArgs& a, const float* x, const float* gy, float* gw, float* gb) {

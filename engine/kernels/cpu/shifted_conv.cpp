@@ -162,6 +162,11 @@ void weights_from_taps(int64_t K, int64_t Cg, int64_t RS, const float* wt, float
 // a=1: u=0 {0,1}, u=1 {2} — i.e. tap row r belongs to (a, u) iff r_lo(a,u) <= r <= r_hi(a,u)
 int tap_lo(int a, int u) { return a == 0 ? (u == 0 ? 0 : 1) : (u == 0 ? 0 : 2); }
 int tap_hi(int a, int u) { return a == 0 ? (u == 0 ? 0 : 2) : (u == 0 ? 1 : 2); }
+// whether tap (r, t) of the 3x3 kernel is summed into matrix m
+bool up2_tap_in(int m, int r, int t) {
+  const int ph = m >> 3, pw = (m >> 2) & 1, u = (m >> 1) & 1, v = m & 1;
+  return r >= tap_lo(ph, u) && r <= tap_hi(ph, u) && t >= tap_lo(pw, v) && t <= tap_hi(pw, v);
+}
 
 Shifted up2_runs(const Up2ConvArgs& a) {
   const int64_t H = a.H, W = a.W;
@@ -184,13 +189,12 @@ void up2_weights(int64_t K, int64_t C, const float* w, float* we) {
 #pragma omp parallel for collapse(2) schedule(static) if (16 * K * C > kParMin)
   for (int m = 0; m < 16; ++m)
     for (int64_t k = 0; k < K; ++k) {
-      const int ph = m >> 3, pw = (m >> 2) & 1, u = (m >> 1) & 1, v = m & 1;
       float* dst = we + (m * K + k) * C;
       for (int64_t c = 0; c < C; ++c) {
         const float* wk = w + (k * C + c) * 9;
         float s = 0.f;
-        for (int r = tap_lo(ph, u); r <= tap_hi(ph, u); ++r)
-          for (int t = tap_lo(pw, v); t <= tap_hi(pw, v); ++t) s += wk[r * 3 + t];
+        for (int i = 0; i < 9; ++i)
+          if (up2_tap_in(m, i / 3, i % 3)) s += wk[i];
         dst[c] = s;
       }
     }
@@ -204,11 +208,8 @@ void up2_weight_grads(int64_t K, int64_t C, const float* gwe, float* gw) {
       for (int r = 0; r < 3; ++r)
         for (int t = 0; t < 3; ++t) {
           float s = 0.f;
-          for (int m = 0; m < 16; ++m) {
-            const int ph = m >> 3, pw = (m >> 2) & 1, u = (m >> 1) & 1, v = m & 1;
-            if (r >= tap_lo(ph, u) && r <= tap_hi(ph, u) && t >= tap_lo(pw, v) && t <= tap_hi(pw, v))
-              s += gwe[(m * K + k) * C + c];
-          }
+          for (int m = 0; m < 16; ++m)
+            if (up2_tap_in(m, r, t)) s += gwe[(m * K + k) * C + c];
           gw[(k * C + c) * 9 + r * 3 + t] = s;
         }
 }
