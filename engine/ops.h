@@ -99,6 +99,14 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, cons
                   const Tensor& running_var, bool training, float momentum = 0.1f, float eps = 1e-5f,
                   BatchStats* stats_out = nullptr);
 
+// Conditional batch norm (GDFQ's generator) with an optional leaky ReLU:
+//   leaky_relu(gamma * batch_norm(x) + beta, slope), gamma / beta (N, C) per sample and channel,
+// batch_norm without affine (batch statistics and the running-stat update when training, the
+// running statistics otherwise); slope 1 means no activation. On the CPU one fused kernel forward
+// and one backward (cpu::cond_batch_norm_*); on CUDA these four ops.
+Tensor cond_batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                       const Tensor& running_var, bool training, float momentum, float eps, float slope = 1.f);
+
 // Per-channel batch mean and biased variance of x (N, C, ...) over every dim but 1, as one (2, C)
 // tensor [mean; var] (GDFQ's BNS loss on every BN input): one channel_mean_var kernel forward,
 // backward dx = (g_mean + 2 g_var (x - mean)) / M in three broadcast passes, where the same through

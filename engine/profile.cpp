@@ -26,10 +26,12 @@ struct Table {
     std::vector<std::pair<std::string, std::pair<double, long long>>> v(rows.begin(), rows.end());
     std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
     double total = 0;
-    for (const auto& r : v) total += r.second.first;
-    std::fprintf(stderr, "\n[DFQ_PROFILE] CPU kernels, total %.1f ms\n%-36s %12s %7s %10s\n", total, "kernel", "ms", "%", "calls");
     for (const auto& r : v)
-      std::fprintf(stderr, "%-36s %12.1f %6.1f%% %10lld\n", r.first.c_str(), r.second.first, 100.0 * r.second.first / total,
+      if (r.first[0] != '[') total += r.second.first;  // phase rows ("[name]") hold kernels already counted
+    std::fprintf(stderr, "\n[DFQ_PROFILE] CPU kernels, total %.1f ms (%% of it; [phase] rows: wall time of the phase)\n%-52s %12s %7s %10s\n",
+                 total, "kernel", "ms", "%", "calls");
+    for (const auto& r : v)
+      std::fprintf(stderr, "%-52s %12.1f %6.1f%% %10lld\n", r.first.c_str(), r.second.first, 100.0 * r.second.first / total,
                    r.second.second);
   }
 };
@@ -49,12 +51,28 @@ bool enabled() {
   return on;
 }
 
-void add(const char* name, double ms) {
+namespace {
+const char* g_phase = nullptr;  // set by Phase, from the thread that runs the kernels
+
+void add_row(const std::string& row_name, double ms) {
   Table& t = table();
   std::lock_guard<std::mutex> lock(t.mu);
-  auto& row = t.rows[name];
+  auto& row = t.rows[row_name];
   row.first += ms;
   row.second += 1;
+}
+}  // namespace
+
+void add(const char* name, double ms) { add_row(g_phase ? std::string(g_phase) + "/" + name : std::string(name), ms); }
+
+Phase::Phase(const char* name) : name_(name), t0_ns_(enabled() ? now_ns() : 0) {
+  if (t0_ns_) g_phase = name;
+}
+
+Phase::~Phase() {
+  if (!t0_ns_) return;
+  g_phase = nullptr;
+  add_row(std::string("[") + name_ + "]", (now_ns() - t0_ns_) * 1e-6);
 }
 
 Scope::Scope(const char* name) : name_(name), t0_ns_(enabled() ? now_ns() : 0) {}

@@ -23,4 +23,19 @@ class Scope {
   long long t0_ns_;
 };
 
+// Names a phase of a program (GDFQ's "G forward", "Q backward", ...): while it lives, the kernels
+// timed are tabled as "phase/kernel", and the phase's own wall time is a row "[phase]". Phases
+// do not nest (an inner one would end the outer's naming early); off, it costs one branch.
+class Phase {
+ public:
+  explicit Phase(const char* name);
+  ~Phase();
+  Phase(const Phase&) = delete;
+  Phase& operator=(const Phase&) = delete;
+
+ private:
+  const char* name_;
+  long long t0_ns_;
+};
+
 }  // namespace dfq::profile

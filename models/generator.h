@@ -28,8 +28,8 @@ class Embedding : public nn::Module {
 class CondBatchNorm : public nn::Module {
  public:
   CondBatchNorm(int channels, float eps, int num_classes);
-  // x (N,C,H,W), labels (N) int64
-  Tensor forward(const Tensor& x, const Tensor& labels);
+  // x (N,C,H,W), labels (N) int64; slope != 1 applies leaky_relu(., slope) in the same kernel
+  Tensor forward(const Tensor& x, const Tensor& labels, float slope = 1.f);
   std::shared_ptr<nn::BatchNorm> bn;
   std::shared_ptr<Embedding> gamma, beta;
 };

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "engine/io/weights.h"
+#include "engine/profile.h"
 #include "quant/bn_inputs.h"
 
 namespace dfq::quant {
@@ -95,23 +96,45 @@ EpochStats GdfqTrainer::train_epoch(const std::function<void(int, const EpochSta
   for (int it = 0; it < o_.n_iter; ++it) {
     Tensor z = randn({B, o_.latent_dim}, rng_, dev_);
     Tensor y = randint({B}, 0, C, rng_, dev_);
-    // Generator step.
-    Tensor x = g_->forward(z, y);
-    TeacherOut t = teacher_with_bns(*teacher_, x);
-    Tensor g_ce = cross_entropy(t.logits, y);
-    Tensor g_loss = o_.use_bns ? add(g_ce, mul_scalar(t.bns, o_.bns_weight)) : g_ce;
-    opt_g_->zero_grad();
-    g_loss.backward();
-    opt_g_->step();
+    // Generator step (DFQ_PROFILE=1 tables the kernels of each phase apart).
+    Tensor x, g_ce, g_loss;
+    TeacherOut t;
+    {
+      profile::Phase ph("G forward");
+      x = g_->forward(z, y);
+    }
+    {
+      profile::Phase ph("T forward + BNS");
+      t = teacher_with_bns(*teacher_, x);
+      g_ce = cross_entropy(t.logits, y);
+      g_loss = o_.use_bns ? add(g_ce, mul_scalar(t.bns, o_.bns_weight)) : g_ce;
+    }
+    {
+      profile::Phase ph("G backward (through T)");
+      opt_g_->zero_grad();
+      g_loss.backward();
+    }
+    {
+      profile::Phase ph("G step");
+      opt_g_->step();
+    }
     // Student step (a forward only during warm-up: it still updates the ranges when observing).
     Tensor xd = x.detach(), tl = t.logits.detach();
     Tensor q_loss;
     if (st.q_trained) {
-      q_loss = gdfq_student_loss(q_->forward(xd), tl, y, o_.kd_temperature, o_.use_kd);
-      opt_q_->zero_grad();
-      q_loss.backward();
+      {
+        profile::Phase ph("Q forward");
+        q_loss = gdfq_student_loss(q_->forward(xd), tl, y, o_.kd_temperature, o_.use_kd);
+      }
+      {
+        profile::Phase ph("Q backward");
+        opt_q_->zero_grad();
+        q_loss.backward();
+      }
+      profile::Phase ph("Q step");
       opt_q_->step();
     } else {
+      profile::Phase ph("Q forward (warm-up, no grad)");
       NoGradGuard ng;
       q_loss = gdfq_student_loss(q_->forward(xd), tl, y, o_.kd_temperature, o_.use_kd);
     }

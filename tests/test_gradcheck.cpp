@@ -2,6 +2,8 @@
 // differences (gradcheck.h) on tiny shapes. Inputs are kept away from kinks: relu / abs / leaky_relu
 // inputs have |x| >= 0.2, max-pool inputs are distinct values 0.05 apart, sqrt / log / div inputs
 // are positive. Every TEST_CASE is named "gradcheck: ...".
+#include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -167,6 +169,27 @@ TEST_CASE("gradcheck: batch_norm train and eval, 4-d and 2-d, affine or not") {
               [&](const In& in) { return batch_norm(in[0], in[1], in[2], rm, rv, false); }, {x, gamma, beta});
     gradcheck("batch_norm eval no affine " + tag,
               [&](const In& in) { return batch_norm(in[0], Tensor(), Tensor(), rm, rv, false); }, {x});
+  }
+}
+
+TEST_CASE("gradcheck: cond_batch_norm (fused conditional BN + leaky ReLU), train and eval") {
+  // gamma / beta per (n, c), |beta| > |gamma * xhat|: pre-activations of both signs, all >= 0.1
+  // from the leaky ReLU's kink (checked, so that a change of seed cannot put one on it).
+  Tensor x = uniform({3, 2, 2, 2}, -1.f, 1.f, 111), gamma = uniform({3, 2}, 0.2f, 0.4f, 112);
+  Tensor beta = away_from_zero({3, 2}, 113, 0.6f, 0.9f);
+  Tensor rm = uniform({2}, -0.3f, 0.3f, 114), rv = uniform({2}, 0.5f, 1.5f, 115);
+  for (bool training : {true, false}) {
+    std::string tag = training ? "train" : "eval";
+    Tensor pre = cond_batch_norm(x, gamma, beta, rm.clone(), rv.clone(), training, 0.1f, 0.8f, 1.f);
+    float closest = 1e9f;
+    for (float v : pre.to_vector()) closest = std::min(closest, std::fabs(v));
+    REQUIRE_MESSAGE(closest > 0.1f, tag << ": a pre-activation sits " << closest << " from the kink");
+    for (float slope : {1.f, 0.2f}) {
+      Tensor rm2 = rm.clone().detach(), rv2 = rv.clone().detach();
+      gradcheck("cond_batch_norm " + tag + " slope " + std::to_string(slope),
+                [&, training, slope](const In& in) { return cond_batch_norm(in[0], in[1], in[2], rm2, rv2, training, 0.1f, 0.8f, slope); },
+                {x, gamma, beta});
+    }
   }
 }
 

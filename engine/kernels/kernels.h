@@ -137,6 +137,23 @@ struct Up2ConvArgs {
 void conv2d_up2_forward(const Up2ConvArgs& a, const float* x, const float* w, const float* b, float* y);
 void conv2d_up2_backward_data(const Up2ConvArgs& a, const float* gy, const float* w, float* gx);
 void conv2d_up2_backward_filter(const Up2ConvArgs& a, const float* x, const float* gy, float* gw, float* gb);
+
+// Conditional batch norm + leaky ReLU over (N, C, HW), fused (GDFQ's generator):
+//   y = leaky_relu(gamma[n,c] * (x - mean_c) * invstd_c + beta[n,c], slope)
+// with gamma, beta (N, C); batch statistics and the running-stat update of batch_norm_forward_train
+// when training, the running statistics otherwise; slope 1 = no activation. The forward saves mean
+// and invstd (C) for the backward, which recomputes the pre-activation from x, writes gx (N, C, HW)
+// and ggamma, gbeta (N, C) (each may be null). CPU only: on CUDA the op runs batch_norm, mul, add
+// and leaky_relu.
+struct CondBnArgs {
+  int N, C, HW;
+  float eps, momentum, slope;
+  bool training;
+};
+void cond_batch_norm_forward(const CondBnArgs& a, const float* x, const float* gamma, const float* beta,
+                             float* running_mean, float* running_var, float* y, float* save_mean, float* save_invstd);
+void cond_batch_norm_backward(const CondBnArgs& a, const float* x, const float* gy, const float* gamma, const float* beta,
+                              const float* save_mean, const float* save_invstd, float* gx, float* ggamma, float* gbeta);
 }  // namespace cpu
 
 }  // namespace dfq

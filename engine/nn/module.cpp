@@ -100,13 +100,23 @@ BatchNorm::BatchNorm(int channels, float eps_, float momentum_, bool affine) : e
   running_var = register_buffer("running_var", Tensor::ones({channels}));
   num_batches_tracked = register_buffer("num_batches_tracked", Tensor::zeros({}, DType::I64));
 }
-Tensor BatchNorm::forward(const Tensor& x, BatchStats* stats) {
+void BatchNorm::before_forward(const Tensor& x) {
   if (input_hook) input_hook(x);
   if (training_) {
     // num_batches_tracked lives on the host-side counter only when on the CPU; it is bookkeeping.
     if (num_batches_tracked.device() == Device::CPU) num_batches_tracked.data<int64_t>()[0] += 1;
   }
+}
+
+Tensor BatchNorm::forward(const Tensor& x, BatchStats* stats) {
+  before_forward(x);
   return batch_norm(x, weight, bias, running_mean, running_var, training_, momentum, eps, stats);
+}
+
+Tensor BatchNorm::forward_conditional(const Tensor& x, const Tensor& gamma, const Tensor& beta, float slope) {
+  if (weight.defined()) throw std::logic_error("dfq: BatchNorm::forward_conditional on an affine layer (its gamma/beta would be ignored)");
+  before_forward(x);
+  return cond_batch_norm(x, gamma, beta, running_mean, running_var, training_, momentum, eps, slope);
 }
 
 }  // namespace dfq::nn

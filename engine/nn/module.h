@@ -90,11 +90,17 @@ class BatchNorm : public Module {
  public:
   explicit BatchNorm(int channels, float eps = 1e-5f, float momentum = 0.1f, bool affine = true);
   Tensor forward(const Tensor& x, BatchStats* stats = nullptr);
+  // cond_batch_norm with this layer's statistics (affine=false layers): leaky_relu(gamma * bn(x) +
+  // beta, slope), gamma / beta (N, C); same hook and bookkeeping as forward().
+  Tensor forward_conditional(const Tensor& x, const Tensor& gamma, const Tensor& beta, float slope = 1.f);
   Tensor weight, bias, running_mean, running_var, num_batches_tracked;
   float eps, momentum;
   // Called with the BN layer's input before normalising (the BN-statistics losses of ZeroQ and
   // GDFQ read it; it keeps its autograd history).
   std::function<void(const Tensor& input)> input_hook;
+
+ private:
+  void before_forward(const Tensor& x);
 };
 
 }  // namespace dfq::nn

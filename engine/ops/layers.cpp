@@ -190,6 +190,66 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& gamma, const Tensor& beta, c
   });
 }
 
+Tensor cond_batch_norm(const Tensor& x_in, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                       const Tensor& running_var, bool training, float momentum, float eps, float slope) {
+  check_float(x_in, "cond_batch_norm");
+  if (x_in.dim() != 2 && x_in.dim() != 4)
+    throw std::invalid_argument("dfq: cond_batch_norm: expected (N,C) or (N,C,H,W), got " + x_in.str());
+  const int64_t N = x_in.size(0), C = x_in.size(1);
+  for (const Tensor* p : {&gamma, &beta}) {
+    check_float(*p, "cond_batch_norm gamma/beta");
+    check_same_device(x_in, *p, "cond_batch_norm");
+    if (p->shape() != Shape{N, C})
+      throw std::invalid_argument("dfq: cond_batch_norm: gamma/beta " + p->str() + " for input " + x_in.str() + " (want (N, C))");
+  }
+  if (x_in.device() != Device::CPU) {
+    Shape bc = x_in.dim() == 4 ? Shape{N, C, 1, 1} : Shape{N, C};
+    Tensor y = add(mul(gamma.reshape(bc), batch_norm(x_in, Tensor(), Tensor(), running_mean, running_var, training, momentum, eps)),
+                   beta.reshape(bc));
+    return slope == 1.f ? y : leaky_relu(y, slope);
+  }
+  for (const Tensor* p : {&running_mean, &running_var}) {
+    if (!p->defined()) continue;
+    check_float(*p, "cond_batch_norm running statistics");
+    check_same_device(x_in, *p, "cond_batch_norm");
+    if (p->numel() != C) throw std::invalid_argument("dfq: cond_batch_norm: running statistic " + p->str() + " for " + std::to_string(C) + " channels");
+  }
+  if (!training && !(running_mean.defined() && running_var.defined()))
+    throw std::invalid_argument("dfq: cond_batch_norm: eval mode needs running statistics");
+  cpu::CondBnArgs a{};
+  a.N = static_cast<int>(N);
+  a.C = static_cast<int>(C);
+  a.HW = x_in.dim() == 4 ? static_cast<int>(x_in.size(2) * x_in.size(3)) : 1;
+  a.eps = eps;
+  a.momentum = momentum;
+  a.slope = slope;
+  a.training = training;
+  if (training && N * a.HW <= 1)
+    throw std::invalid_argument("dfq: cond_batch_norm: training needs more than one value per channel, got " + x_in.str());
+  Tensor x = x_in.contiguous(), g = gamma.contiguous(), b = beta.contiguous();
+  Tensor y = Tensor::empty(x.shape(), DType::F32, Device::CPU);
+  Tensor save_mean = Tensor::empty({C}, DType::F32, Device::CPU), save_invstd = Tensor::empty({C}, DType::F32, Device::CPU);
+  {
+    profile::Scope prof("cond_batch_norm_forward");
+    cpu::cond_batch_norm_forward(a, x.data<float>(), g.data<float>(), b.data<float>(), opt_ptr(running_mean), opt_ptr(running_var),
+                                 y.data<float>(), save_mean.data<float>(), save_invstd.data<float>());
+  }
+  Tensor xs = x.detach(), gs = g.detach(), bs = b.detach();
+  bool need_x = x_in.requires_grad(), need_gb = gamma.requires_grad() || beta.requires_grad();
+  return record(y, "cond_batch_norm", {x_in, gamma, beta}, [a, xs, gs, bs, save_mean, save_invstd, need_x, need_gb](const Tensor& g_in) {
+    Tensor gy = g_in.contiguous(), gx, gg, gbeta;
+    if (need_x) gx = Tensor::empty(xs.shape(), DType::F32, Device::CPU);
+    if (need_gb) {
+      gg = Tensor::empty(gs.shape(), DType::F32, Device::CPU);
+      gbeta = Tensor::empty(gs.shape(), DType::F32, Device::CPU);
+    }
+    profile::Scope prof("cond_batch_norm_backward");
+    cpu::cond_batch_norm_backward(a, xs.data<float>(), gy.data<float>(), gs.data<float>(), bs.data<float>(), save_mean.data<float>(),
+                                  save_invstd.data<float>(), opt_ptr(gx), opt_ptr(gg), opt_ptr(gbeta));
+    return std::vector<Tensor>{gx, gg, gbeta};
+  });
+}
+
 // ---- pooling and resampling ---------------------------------------------------------------------
 namespace {
 Pool2dArgs pool_args(const Tensor& x, int kernel, int stride, int padding, const char* op) {

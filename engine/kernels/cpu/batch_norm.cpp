@@ -139,3 +139,147 @@ void batch_norm_backward_eval(const BatchNormArgs& a, const float* x, const floa
 }
 
 }  // namespace dfq::cpu
+
+// ---- conditional batch norm + leaky ReLU (GDFQ's generator), fused --------------------------------
+// Per-plane sums run in kLanes float lanes (a fixed order the compiler vectorises; a plane is at
+// most a few thousand values) and the planes add up in double; parallel over channels as above.
+// The pre-activation z = x * scale + shift is recomputed in the backward from the same float
+// scale / shift, so its sign (the leaky ReLU's branch) is the forward's bit for bit.
+namespace dfq::cpu {
+namespace {
+constexpr int kLanes = 8;
+
+struct CondAffine {
+  float scale, shift;
+};
+inline CondAffine cond_affine(float mean, float invstd, float gamma, float beta) {
+  return {static_cast<float>(double(gamma) * invstd), static_cast<float>(beta - double(mean) * invstd * gamma)};
+}
+
+// Sum of x and of (x - mean)^2 over one plane.
+inline double plane_sum(const float* x, int n) {
+  float acc[kLanes] = {};
+  int i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) acc[l] += x[i + l];
+  double s = 0;
+  for (; i < n; ++i) s += x[i];
+  for (float v : acc) s += v;
+  return s;
+}
+inline double plane_sqdev(const float* x, int n, float mean) {
+  float acc[kLanes] = {};
+  int i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) {
+      float d = x[i + l] - mean;
+      acc[l] += d * d;
+    }
+  double s = 0;
+  for (; i < n; ++i) s += double(x[i] - mean) * (x[i] - mean);
+  for (float v : acc) s += v;
+  return s;
+}
+
+// gz = gy * leaky_relu'(z); returns sum(gz) and sum(gz * xhat) over one plane.
+struct GradSums {
+  double g, gx;
+};
+inline GradSums plane_grad_sums(const float* x, const float* gy, int n, CondAffine t, float slope, float mean, float invstd) {
+  float sg[kLanes] = {}, sgx[kLanes] = {};
+  auto term = [&](int i, float& a, float& b) {
+    const float z = x[i] * t.scale + t.shift, g1 = gy[i], gs = g1 * slope;
+    const float g = z > 0.f ? g1 : gs;  // both sides computed: a select the compiler vectorises
+    a += g;
+    b += g * ((x[i] - mean) * invstd);
+  };
+  int i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) term(i + l, sg[l], sgx[l]);
+  float tg = 0.f, tgx = 0.f;
+  for (; i < n; ++i) term(i, tg, tgx);
+  GradSums r{tg, tgx};
+  for (int l = 0; l < kLanes; ++l) {
+    r.g += sg[l];
+    r.gx += sgx[l];
+  }
+  return r;
+}
+}  // namespace
+
+void cond_batch_norm_forward(const CondBnArgs& a, const float* x, const float* gamma, const float* beta,
+                             float* running_mean, float* running_var, float* y, float* save_mean, float* save_invstd) {
+  const int64_t M = int64_t(a.N) * a.HW, plane = int64_t(a.C) * a.HW;
+  const float slope = a.slope;
+#pragma omp parallel for schedule(static) if (M * a.C > kParMin && a.C > 1)
+  for (int c = 0; c < a.C; ++c) {
+    auto xp = [&](int n) { return x + n * plane + int64_t(c) * a.HW; };
+    double mean, invstd;
+    if (a.training) {
+      double s = 0, q = 0;
+      for (int n = 0; n < a.N; ++n) s += plane_sum(xp(n), a.HW);
+      mean = M > 0 ? s / double(M) : 0.0;
+      for (int n = 0; n < a.N; ++n) q += plane_sqdev(xp(n), a.HW, static_cast<float>(mean));
+      const double var = M > 0 ? q / double(M) : 0.0;
+      invstd = 1.0 / std::sqrt(var + a.eps);
+      if (running_mean && M > 0) {
+        const double m = a.momentum, unbiased = M > 1 ? var * double(M) / double(M - 1) : var;
+        running_mean[c] = static_cast<float>((1.0 - m) * running_mean[c] + m * mean);
+        if (running_var) running_var[c] = static_cast<float>((1.0 - m) * running_var[c] + m * unbiased);
+      }
+    } else {
+      mean = running_mean[c];
+      invstd = 1.0 / std::sqrt(double(running_var[c]) + a.eps);
+    }
+    save_mean[c] = static_cast<float>(mean);
+    save_invstd[c] = static_cast<float>(invstd);
+    for (int n = 0; n < a.N; ++n) {
+      const CondAffine t = cond_affine(save_mean[c], save_invstd[c], gamma[int64_t(n) * a.C + c], beta[int64_t(n) * a.C + c]);
+      const float* xs = xp(n);
+      float* ys = y + n * plane + int64_t(c) * a.HW;
+      for (int i = 0; i < a.HW; ++i) {
+        const float z = xs[i] * t.scale + t.shift, zs = z * slope;
+        ys[i] = z > 0.f ? z : zs;
+      }
+    }
+  }
+}
+
+void cond_batch_norm_backward(const CondBnArgs& a, const float* x, const float* gy, const float* gamma, const float* beta,
+                              const float* save_mean, const float* save_invstd, float* gx, float* ggamma, float* gbeta) {
+  const int64_t M = int64_t(a.N) * a.HW, plane = int64_t(a.C) * a.HW;
+  const float slope = a.slope;
+#pragma omp parallel for schedule(static) if (M * a.C > kParMin && a.C > 1)
+  for (int c = 0; c < a.C; ++c) {
+    const float mf = save_mean[c], isf = save_invstd[c];
+    // pass 1: per (n, c) sums of gz (d loss / d pre-activation) and gz * xhat = the gradients of
+    // beta and gamma; their gamma-weighted totals over n are the batch-statistics terms of the BN
+    double A = 0, B = 0;
+    for (int n = 0; n < a.N; ++n) {
+      const int64_t nc = int64_t(n) * a.C + c, o = n * plane + int64_t(c) * a.HW;
+      const GradSums s = plane_grad_sums(x + o, gy + o, a.HW, cond_affine(mf, isf, gamma[nc], beta[nc]), slope, mf, isf);
+      if (ggamma) ggamma[nc] = static_cast<float>(s.gx);
+      if (gbeta) gbeta[nc] = static_cast<float>(s.g);
+      A += gamma[nc] * s.g;
+      B += gamma[nc] * s.gx;
+    }
+    if (!gx) continue;
+    // pass 2: gx = invstd * (gamma * gz - A / M - xhat * B / M) (training), invstd * gamma * gz (eval)
+    const float cA = a.training && M > 0 ? static_cast<float>(isf * A / double(M)) : 0.f;
+    const float cB = a.training && M > 0 ? static_cast<float>(isf * B / double(M)) : 0.f;
+    for (int n = 0; n < a.N; ++n) {
+      const int64_t nc = int64_t(n) * a.C + c, o = n * plane + int64_t(c) * a.HW;
+      const CondAffine t = cond_affine(mf, isf, gamma[nc], beta[nc]);
+      const float k = static_cast<float>(double(gamma[nc]) * isf);
+      const float *xs = x + o, *gs = gy + o;
+      float* gxs = gx + o;
+      for (int i = 0; i < a.HW; ++i) {
+        const float z = xs[i] * t.scale + t.shift, g1 = gs[i], g2 = g1 * slope;
+        const float g = z > 0.f ? g1 : g2;
+        gxs[i] = k * g - cA - ((xs[i] - mf) * isf) * cB;
+      }
+    }
+  }
+}
+
+}  // namespace dfq::cpu
