@@ -109,7 +109,7 @@ Tensor cond_batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta,
 
 // Per-channel batch mean and biased variance of x (N, C, ...) over every dim but 1, as one (2, C)
 // tensor [mean; var] (GDFQ's BNS loss on every BN input): one channel_mean_var kernel forward,
-// backward dx = (g_mean + 2 g_var (x - mean)) / M in three broadcast passes, where the same through
+// backward dx = (g_mean + 2 g_var (x - mean)) / M in one channel_affine pass, where the same through
 // mean() and var() takes a dozen passes and strided copies.
 Tensor channel_moments(const Tensor& x);
 

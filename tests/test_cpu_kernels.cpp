@@ -95,6 +95,21 @@ TEST_CASE("cpu kernel: channel_mean_var") {
   check_close("channel var", var, rv, 1e-6, 1e-6);
 }
 
+TEST_CASE("cpu kernel: channel_affine") {
+  const int N = 3, C = 4, HW = 37;  // HW not a multiple of the vector width
+  auto x = rand_vec(size_t(N) * C * HW, 31, -2.f, 3.f), scale = rand_vec(C, 32), shift = rand_vec(C, 33);
+  std::vector<float> want(x.size());
+  for (int n = 0; n < N; ++n)
+    for (int c = 0; c < C; ++c)
+      for (int i = 0; i < HW; ++i) {
+        const size_t j = (size_t(n) * C + c) * HW + i;
+        want[j] = x[j] * scale[c] + shift[c];
+      }
+  auto y = guarded(x.size());
+  cpu::channel_affine(N, C, HW, x.data(), scale.data(), shift.data(), y.data());
+  check_guarded("channel_affine", y, want, 0, 0);  // the same two float ops: exact
+}
+
 TEST_CASE("cpu kernel: batch norm train / eval forward and backward") {
   const int N = 4, C = 3, HW = 10;
   const int64_t M = int64_t(N) * HW, n = M * C;

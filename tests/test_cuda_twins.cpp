@@ -108,6 +108,12 @@ void add_reduce_rows() {
         {in_f("x", int64_t(N) * C * HW, -1, 3), out_f("mean", C), out_f("var", C)}, 1e-6, 1e-5,
         [=](auto k, const Bufs& b) { k.channel_mean_var(N, C, HW, b.f(0), b.f(1), b.f(2)); });
   }
+  for (auto& s : cmv) {
+    const int N = s[0], C = s[1], HW = s[2];
+    row("reduce", "channel_affine N=" + std::to_string(N) + " C=" + std::to_string(C) + " HW=" + std::to_string(HW),
+        {in_f("x", int64_t(N) * C * HW, -1, 3), in_f("scale", C), in_f("shift", C), out_f("y", int64_t(N) * C * HW)}, 0, 0,
+        [=](auto k, const Bufs& b) { k.channel_affine(N, C, HW, b.f(0), b.f(1), b.f(2), b.f(3)); });
+  }
 }
 
 void add_gemm_rows() {

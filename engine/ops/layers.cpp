@@ -388,11 +388,14 @@ Tensor channel_moments(const Tensor& x_in) {
   Tensor xs = x.detach(), mean_s = out.detach().select(0);
   return record(out, "channel_moments", {x_in}, [xs, mean_s, N, C, HW](const Tensor& g_in) {
     Tensor g = g_in.contiguous();
-    Shape bc(xs.dim(), 1);
-    bc[1] = C;
+    // dx = (x - mean) * (2 g_var / M) + g_mean / M, one per-channel affine pass over x:
+    // scale = 2 g_var / M, shift = g_mean / M - mean * scale (C-sized ops)
     const float M = static_cast<float>(N * HW);
-    Tensor gx = add(mul(sub(xs, mean_s.reshape(bc)), mul_scalar(g.select(1), 2.f / M).reshape(bc)),
-                    mul_scalar(g.select(0), 1.f / M).reshape(bc));
+    Tensor scale = mul_scalar(g.select(1), 2.f / M).contiguous();
+    Tensor shift = sub(mul_scalar(g.select(0), 1.f / M), mul(mean_s, scale)).contiguous();
+    Tensor gx = Tensor::empty(xs.shape(), DType::F32, xs.device());
+    DFQ_DISPATCH(xs.device(), channel_affine, static_cast<int>(N), static_cast<int>(C), static_cast<int>(HW), xs.data<float>(),
+                 scale.data<float>(), shift.data<float>(), gx.data<float>());
     return std::vector<Tensor>{gx};
   });
 }

@@ -177,7 +177,8 @@ bool use_shifted(const Conv2dArgs& a, const ConvPlan& pl) {
   switch (g_conv_algo) {
     case ConvAlgo::Im2col: return false;
     case ConvAlgo::Shifted: return true;
-    case ConvAlgo::Auto: break;
+    case ConvAlgo::Auto:
+    case ConvAlgo::Direct: break;  // never set (set_conv_algo refuses it)
   }
   // Measured with tools/bench --only conv_algos (resnet18 at 32x32, batch 256; GDFQ's generator,
   // batch 64), forward + both backwards: shifted GEMMs take 0.55x (1x1 map) .. 0.8x (8x8) of
@@ -216,9 +217,23 @@ void channel_sums(int64_t N, int64_t K, int64_t PQ, const float* gy, float* gb) 
 
 }  // namespace detail
 
-void set_conv_algo(ConvAlgo algo) { g_conv_algo = algo; }
+void set_conv_algo(ConvAlgo algo) {
+  if (algo == ConvAlgo::Direct) throw std::invalid_argument("dfq: the direct conv is only chosen by ConvAlgo::Auto, per shape");
+  g_conv_algo = algo;
+}
 
-ConvAlgo conv_algo_for(const Conv2dArgs& a) { return use_shifted(a, plan_conv(a)) ? ConvAlgo::Shifted : ConvAlgo::Im2col; }
+namespace {
+// Few output channels (<= 8; the generator's 64 -> 3 conv): direct loops beat a GEMM 3 rows high
+// ~5x, forward and filter gradient (direct_conv.cpp). Only under ConvAlgo::Auto, so that a forced
+// algorithm is tested as itself.
+bool use_direct(const Conv2dArgs& a) { return g_conv_algo == ConvAlgo::Auto && detail::direct_conv_applies(a); }
+}  // namespace
+
+ConvAlgo conv_algo_for(const Conv2dArgs& a) {
+  const ConvPlan pl = plan_conv(a);
+  if (use_direct(a)) return ConvAlgo::Direct;
+  return use_shifted(a, pl) ? ConvAlgo::Shifted : ConvAlgo::Im2col;
+}
 
 namespace {
 
@@ -319,6 +334,8 @@ void conv2d_forward(const Conv2dArgs& a, const float* x, const float* w, const f
   const int64_t y_img = int64_t(a.K) * pl.PQ;
   if (pl.Cg == 0)
     std::fill(y, y + a.N * y_img, 0.f);
+  else if (use_direct(a))
+    detail::direct_conv_forward(a, x, w, y);
   else if (use_shifted(a, pl))
     detail::shifted_conv_forward(a, x, w, y);
   else
@@ -350,7 +367,9 @@ void conv2d_backward_filter(const Conv2dArgs& a, const float* x, const float* gy
     std::fill(gw, gw + wn, 0.f);
     return;
   }
-  if (use_shifted(a, pl))
+  if (use_direct(a))
+    detail::direct_conv_backward_filter(a, x, gy, gw);
+  else if (use_shifted(a, pl))
     detail::shifted_conv_backward_filter(a, x, gy, gw);
   else
     im2col_backward_filter(a, pl, x, gy, gw);

@@ -1,4 +1,5 @@
-// reduce.cpp — CPU reference reductions: reduce_sum over any set of dims, channel_mean_var.
+// reduce.cpp — CPU reference reductions: reduce_sum over any set of dims, channel_mean_var; and
+// channel_affine (the per-channel map that channel_moments' backward is).
 // Rules: accumulate in double; parallelise over output elements (or blocks of them), never over
 // the reduced axis, and visit the reduced elements in one fixed order, so results are bit-for-bit
 // the same on every run and for any thread count.
@@ -103,6 +104,17 @@ void channel_mean_var(int N, int C, int HW, const float* x, float* mean, float* 
     }
     mean[c] = static_cast<float>(mu);
     var[c] = static_cast<float>(M > 0 ? q / M : 0.0);
+  }
+}
+
+void channel_affine(int N, int C, int HW, const float* x, const float* scale, const float* shift, float* y) {
+  const int64_t planes = int64_t(N) * C;
+#pragma omp parallel for schedule(static) if (planes * HW > kParMin && planes > 1)
+  for (int64_t t = 0; t < planes; ++t) {
+    const float a = scale[t % C], b = shift[t % C];
+    const float* xp = x + t * HW;
+    float* yp = y + t * HW;
+    for (int i = 0; i < HW; ++i) yp[i] = xp[i] * a + b;
   }
 }
 

@@ -1,4 +1,5 @@
-// shifted_conv.h — internal to the CPU convolution kernels (gemm_conv.cpp, shifted_conv.cpp).
+// shifted_conv.h — internal to the CPU convolution kernels (gemm_conv.cpp, shifted_conv.cpp,
+// direct_conv.cpp).
 #pragma once
 #include <algorithm>
 
@@ -24,5 +25,11 @@ void channel_sums(int64_t N, int64_t K, int64_t PQ, const float* gy, float* gb);
 void shifted_conv_forward(const Conv2dArgs& a, const float* x, const float* w, float* y);
 void shifted_conv_backward_data(const Conv2dArgs& a, const float* gy, const float* w, float* gx);
 void shifted_conv_backward_filter(const Conv2dArgs& a, const float* x, const float* gy, float* gw);
+
+// conv2d with few output channels, directly (direct_conv.cpp): for K <= 8, stride 1, no dilation
+// or groups, pad < kernel; the same contracts as conv2d_forward / _backward_filter without the bias
+bool direct_conv_applies(const Conv2dArgs& a);
+void direct_conv_forward(const Conv2dArgs& a, const float* x, const float* w, float* y);
+void direct_conv_backward_filter(const Conv2dArgs& a, const float* x, const float* gy, float* gw);
 
 }  // namespace dfq::cpu::detail

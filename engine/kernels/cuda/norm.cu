@@ -193,6 +193,20 @@ __global__ void bn_backward_eval_gx_kernel(int64_t total, int C, int HW, float e
 
 }  // namespace
 
+__global__ void channel_affine_kernel(int64_t total, int C, int HW, const float* x, const float* scale, const float* shift,
+                                      float* y) {
+  DFQ_GRID_LOOP(i, total) {
+    const int c = static_cast<int>((i / HW) % C);
+    y[i] = __fadd_rn(__fmul_rn(x[i], scale[c]), shift[c]);
+  }
+}
+
+void channel_affine(int N, int C, int HW, const float* x, const float* scale, const float* shift, float* y) {
+  const int64_t total = int64_t(N) * C * HW;
+  if (total <= 0) return;
+  DFQ_LAUNCH(channel_affine_kernel, grid_for(total), detail::kThreads, total, C, HW, x, scale, shift, y);
+}
+
 void channel_mean_var(int N, int C, int HW, const float* x, float* mean, float* var) {
   if (C <= 0 || N < 0 || HW < 0) return;
   StatsOut o;
