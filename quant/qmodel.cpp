@@ -128,7 +128,12 @@ QuantizedModel::QuantizedModel(std::shared_ptr<models::Model> model, const Quant
     const int bits = (first_or_last && cfg.first_last_bits) ? cfg.first_last_bits : cfg.wbits;
     const int bb = cfg.bias_bits;
     const Ste ste = cfg.ste;
-    layer->weight_hook = [bits, ste](const Tensor& w) { return quantize_weight(w, bits, ste); };
+    layer->weight_hook = [bits, ste, wc = wcache_](const Tensor& w) {
+      if (!wc->on || grad_enabled()) return quantize_weight(w, bits, ste);
+      auto it = wc->q.find(w.data<float>());
+      if (it == wc->q.end()) it = wc->q.emplace(w.data<float>(), quantize_weight(w, bits, ste)).first;
+      return it->second;
+    };
     if (bb < 32) layer->bias_hook = [bb, ste](const Tensor& b) { return quantize_per_tensor(b, bb, ste); };
   };
   const auto& convs = model_->conv_layers();
@@ -145,6 +150,16 @@ QuantizedModel::~QuantizedModel() {
   for (auto& [name, c] : model_->conv_layers()) c->weight_hook = c->bias_hook = nullptr;
   for (auto& [name, l] : model_->linear_layers()) l->weight_hook = l->bias_hook = nullptr;
   model_->act_hook = nullptr;
+}
+
+QuantizedModel::CachedWeights::CachedWeights(QuantizedModel& q) : q_(q) {
+  q_.wcache_->q.clear();
+  q_.wcache_->on = true;
+}
+
+QuantizedModel::CachedWeights::~CachedWeights() {
+  q_.wcache_->on = false;
+  q_.wcache_->q.clear();
 }
 
 void QuantizedModel::freeze() {

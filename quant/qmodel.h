@@ -13,6 +13,7 @@
 // the caller's (shared), in eval mode. save()/load_quantized() keep weights, ranges and bits in one
 // flat weight file that train/evaluate loads.
 #pragma once
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -67,6 +68,22 @@ class QuantizedModel {
   std::vector<ActQuantizer>& acts() { return acts_; }
   void freeze();    // every activation range fixed
   void unfreeze();  // every activation range observing
+
+  // While the returned object lives, forwards without gradient (NoGradGuard) fake-quantize each
+  // weight once and reuse it: for evaluation, where the weights cannot change between batches
+  // (the caller's promise; nothing is cached while grad mode is on). Same results, one
+  // quantization of the model per evaluation instead of one per batch.
+  class CachedWeights {
+   public:
+    explicit CachedWeights(QuantizedModel& q);
+    ~CachedWeights();
+    CachedWeights(const CachedWeights&) = delete;
+    CachedWeights& operator=(const CachedWeights&) = delete;
+
+   private:
+    QuantizedModel& q_;
+  };
+  CachedWeights cache_weights() { return CachedWeights(*this); }
   // Weights (after folding, if any), activation ranges and the config, atomically.
   void save(const std::string& path) const;
 
@@ -74,6 +91,12 @@ class QuantizedModel {
   std::shared_ptr<models::Model> model_;
   QuantConfig cfg_;
   std::vector<ActQuantizer> acts_;
+  // quantized weight per latent weight's storage, filled while a CachedWeights lives
+  struct WeightCache {
+    bool on = false;
+    std::map<const void*, Tensor> q;
+  };
+  std::shared_ptr<WeightCache> wcache_ = std::make_shared<WeightCache>();
 };
 
 // True when the flat weight file was written by QuantizedModel::save.

@@ -163,6 +163,32 @@ TEST_CASE("quant: a quantized model at 32 bits is the float model; 16 bits is cl
   check_bit_exact("after the wrapper", m->forward(x).to_vector(), ref);
 }
 
+TEST_CASE("quant: cache_weights quantizes each weight once while it lives, and only without grad") {
+  auto m = small_resnet();
+  Generator g(8);
+  Tensor x = randn({2, 3, 32, 32}, g);
+  QuantConfig c;
+  c.wbits = c.abits = 4;
+  QuantizedModel q(m, c);
+  calibrate(q, x);
+  NoGradGuard ng;
+  const std::vector<float> ref = q.forward(x).to_vector();
+  Tensor w = m->conv_layers()[1].second->weight;
+  const Tensor w0 = w.clone().detach();
+  {
+    auto cached = q.cache_weights();
+    check_bit_exact("cached logits", q.forward(x).to_vector(), ref);  // same quantized weights
+    w.copy_(mul_scalar(w0, -1.f));  // the caller broke its promise: the cache still holds the old weight
+    check_bit_exact("cached after a weight change", q.forward(x).to_vector(), ref);
+    set_grad_enabled(true);  // with grad on nothing is cached: the change shows
+    CHECK(q.forward(x).to_vector() != ref);
+    set_grad_enabled(false);
+  }
+  CHECK(q.forward(x).to_vector() != ref);  // the cache is gone with its scope
+  w.copy_(w0);
+  check_bit_exact("weight restored", q.forward(x).to_vector(), ref);
+}
+
 TEST_CASE("quant: resnet18 has one range per ReLU call site, all distinct") {
   auto m = small_resnet();
   QuantConfig c;

@@ -1,6 +1,7 @@
 // evaluate.cpp — train/evaluate: top-1 / top-5 of a model in dfq's flat weight format on
 // Fashion-MNIST's test set or an ImageNet-style folder, with images per second.
 #include <cstdio>
+#include <optional>
 #include <fstream>
 
 #include "engine/io/flags.h"
@@ -49,6 +50,8 @@ int main(int argc, char** argv) {
     }
     std::printf("%s, %d classes, %lld parameters, on %s; %lld images\n", model->arch.c_str(), model->num_classes,
                 (long long)model->num_parameters(), device_name(dev), (long long)ds->size());
+    std::optional<quant::QuantizedModel::CachedWeights> cached;
+    if (qm) cached.emplace(*qm);  // each weight quantized once, not once per batch
     models::EvalResult r = models::evaluate(*model, *ds, dev, batch, "evaluate");
     std::printf("top-1 %.2f %%  top-5 %.2f %%  (%lld images, %.1f images/s, %.1f s)\n", r.top1(), r.top5(),
                 (long long)r.images, r.images_per_s(), r.seconds);

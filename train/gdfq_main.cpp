@@ -185,7 +185,11 @@ int main(int argc, char** argv) {
       double top1 = -1, top5 = -1;
       const bool last = e + 1 == o.n_epochs;
       if (ds && (last || (st.q_trained && (e - o.warmup_epochs) % eval_every == 0) || e == o.warmup_epochs - 1)) {
-        models::EvalResult r = models::evaluate(tr.qmodel().model(), *ds, dev, 256, "quantized model");
+        models::EvalResult r;
+        {
+          auto cached = tr.qmodel().cache_weights();  // quantized once, not once per batch
+          r = models::evaluate(tr.qmodel().model(), *ds, dev, 256, "quantized model");
+        }
         top1 = r.top1();
         top5 = r.top5();
         rec[6] = float(top1), rec[7] = float(top5), rec[5] = float(e);

@@ -123,6 +123,7 @@ int main(int argc, char** argv) {
     quant::calibrate(q, distilled);
     models::EvalResult qr;
     if (ds) {
+      auto cached = q.cache_weights();  // quantized once, not once per batch
       qr = models::evaluate(q.model(), *ds, dev, eval_batch, "quantized model");
     }
     if (!out.empty()) {
