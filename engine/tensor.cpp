@@ -2,6 +2,8 @@
 // copies, each recording its backward when its input requires grad.
 #include "engine/tensor.h"
 
+#include <malloc.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -54,6 +56,16 @@ Shape contiguous_strides(const Shape& shape) {
 // ---- allocators -----------------------------------------------------------------------------
 namespace {
 struct CpuAllocator final : Allocator {
+  // Training allocates and frees the same large activations every step. By default glibc serves
+  // blocks over its (adaptive) mmap threshold with fresh mmaps and returns the heap top to the
+  // system, so each step faults its memory in again, zeroed by the kernel: a GDFQ run on
+  // Fashion-MNIST took 21.3M minor page faults and 96 s of system time (of 1445 s CPU). Serving
+  // blocks up to 32 MB (glibc's maximum threshold) from the heap and keeping up to 1 GB of freed
+  // heap makes the memory be reused instead. Process-wide, set once, before the first tensor.
+  CpuAllocator() {
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  }
   void* allocate(std::size_t bytes) override {
     if (bytes == 0) return nullptr;
     std::size_t rounded = (bytes + 63) / 64 * 64;
