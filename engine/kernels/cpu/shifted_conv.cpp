@@ -47,6 +47,13 @@ struct Shifted {
   int64_t N, C, K, Cg, Kg, in_pixels, out_pixels;
   int groups, mats;
   std::vector<Run> runs;
+  // whether matrix m has a run: a 3x3 conv on a 1x1 map only uses its centre tap, and then only
+  // that tap's matrix is made from the weights (its gradient is the only non-zero one)
+  std::vector<char> used() const {
+    std::vector<char> u(size_t(mats), 0);
+    for (const Run& r : runs) u[size_t(r.mat)] = 1;
+    return u;
+  }
   void add(const Run& r) {  // merges with the previous run when both sides continue it
     Run* last = runs.empty() ? nullptr : &runs.back();
     if (last && last->mat == r.mat && last->out + last->len == r.out && last->in + last->len == r.in)
@@ -118,7 +125,9 @@ void run_backward_data(const Shifted& sg, const float* wt, const float* gyt, flo
 
 // gwt[mat] (K, Cg) = sum over that matrix's runs of gyt-block x xt-block^T
 void run_backward_filter(const Shifted& sg, const float* xt, const float* gyt, float* gwt) {
-  std::fill(gwt, gwt + int64_t(sg.mats) * sg.K * sg.Cg, 0.f);
+  const std::vector<char> used = sg.used();
+  for (int m = 0; m < sg.mats; ++m)
+    if (used[size_t(m)]) std::fill(gwt + m * sg.K * sg.Cg, gwt + (m + 1) * sg.K * sg.Cg, 0.f);
   const int64_t ldx = sg.in_pixels * sg.N, ldy = sg.out_pixels * sg.N;
   for (const Run& r : sg.runs)
     for (int g = 0; g < sg.groups; ++g)
@@ -154,12 +163,13 @@ Shifted conv_runs(const Conv2dArgs& a) {
 // 4 % of a GDFQ step in perf; channel by channel wrote RS streams 1 MB apart, in one cache set.)
 constexpr int64_t kChannelBlock = 64;
 
-void weights_to_taps(int64_t K, int64_t Cg, int64_t RS, const float* w, float* wt) {
+void weights_to_taps(int64_t K, int64_t Cg, int64_t RS, const char* used, const float* w, float* wt) {
 #pragma omp parallel for schedule(static) if (K * Cg * RS > kParMin && K > 1)
   for (int64_t k = 0; k < K; ++k)
     for (int64_t c0 = 0; c0 < Cg; c0 += kChannelBlock) {
       const int64_t c1 = std::min(Cg, c0 + kChannelBlock);
       for (int64_t t = 0; t < RS; ++t) {
+        if (!used[t]) continue;
         float* dst = wt + (t * K + k) * Cg;
         const float* src = w + k * Cg * RS + t;
         for (int64_t c = c0; c < c1; ++c) dst[c] = src[c * RS];
@@ -167,7 +177,7 @@ void weights_to_taps(int64_t K, int64_t Cg, int64_t RS, const float* w, float* w
     }
 }
 
-void weights_from_taps(int64_t K, int64_t Cg, int64_t RS, const float* wt, float* w) {
+void weights_from_taps(int64_t K, int64_t Cg, int64_t RS, const char* used, const float* wt, float* w) {
 #pragma omp parallel for schedule(static) if (K * Cg * RS > kParMin && K > 1)
   for (int64_t k = 0; k < K; ++k)
     for (int64_t c0 = 0; c0 < Cg; c0 += kChannelBlock) {
@@ -175,7 +185,10 @@ void weights_from_taps(int64_t K, int64_t Cg, int64_t RS, const float* wt, float
       for (int64_t t = 0; t < RS; ++t) {
         const float* src = wt + (t * K + k) * Cg;
         float* dst = w + k * Cg * RS + t;
-        for (int64_t c = c0; c < c1; ++c) dst[c * RS] = src[c];
+        if (used[t])
+          for (int64_t c = c0; c < c1; ++c) dst[c * RS] = src[c];
+        else
+          for (int64_t c = c0; c < c1; ++c) dst[c * RS] = 0.f;
       }
     }
 }
@@ -207,34 +220,55 @@ Shifted up2_runs(const Up2ConvArgs& a) {
   return sg;
 }
 
+// up2_tap_in as lists, in increasing order (the sums below add in that order, as a loop over all
+// taps / matrices testing up2_tap_in would): the taps of each matrix, the matrices of each tap
+struct Up2Lists {
+  int taps[16][4], n_taps[16], mats[9][16], n_mats[9];
+  Up2Lists() : n_taps(), n_mats() {
+    for (int m = 0; m < 16; ++m)
+      for (int i = 0; i < 9; ++i)
+        if (up2_tap_in(m, i / 3, i % 3)) {
+          taps[m][n_taps[m]++] = i;
+          mats[i][n_mats[i]++] = m;
+        }
+  }
+};
+const Up2Lists& up2_lists() {
+  static const Up2Lists lists;
+  return lists;
+}
+
 // w (K, C, 3, 3) -> we (16, K, C)
 void up2_weights(int64_t K, int64_t C, const float* w, float* we) {
+  const Up2Lists& ls = up2_lists();
 #pragma omp parallel for collapse(2) schedule(static) if (16 * K * C > kParMin)
   for (int m = 0; m < 16; ++m)
     for (int64_t k = 0; k < K; ++k) {
       float* dst = we + (m * K + k) * C;
+      const int* taps = ls.taps[m];
+      const int n = ls.n_taps[m];
       for (int64_t c = 0; c < C; ++c) {
         const float* wk = w + (k * C + c) * 9;
         float s = 0.f;
-        for (int i = 0; i < 9; ++i)
-          if (up2_tap_in(m, i / 3, i % 3)) s += wk[i];
+        for (int j = 0; j < n; ++j) s += wk[taps[j]];
         dst[c] = s;
       }
     }
 }
 
-// gwe (16, K, C) -> gw (K, C, 3, 3): every tap gathers the summed matrices it is part of
-void up2_weight_grads(int64_t K, int64_t C, const float* gwe, float* gw) {
+// gwe (16, K, C) -> gw (K, C, 3, 3): every tap gathers the used summed matrices it is part of (on
+// a 1-pixel-high or -wide input some matrices have no run, and no gradient)
+void up2_weight_grads(int64_t K, int64_t C, const char* used, const float* gwe, float* gw) {
+  const Up2Lists& ls = up2_lists();
 #pragma omp parallel for schedule(static) if (16 * K * C > kParMin)
   for (int64_t k = 0; k < K; ++k)
     for (int64_t c = 0; c < C; ++c)
-      for (int r = 0; r < 3; ++r)
-        for (int t = 0; t < 3; ++t) {
-          float s = 0.f;
-          for (int m = 0; m < 16; ++m)
-            if (up2_tap_in(m, r, t)) s += gwe[(m * K + k) * C + c];
-          gw[(k * C + c) * 9 + r * 3 + t] = s;
-        }
+      for (int i = 0; i < 9; ++i) {
+        float s = 0.f;
+        for (int j = 0; j < ls.n_mats[i]; ++j)
+          if (used[ls.mats[i][j]]) s += gwe[(ls.mats[i][j] * K + k) * C + c];
+        gw[(k * C + c) * 9 + i] = s;
+      }
 }
 
 // NCHW output pixel (p, q) of the (2H, 2W) map -> phase-major pixel
@@ -256,8 +290,10 @@ void check_up2(const Up2ConvArgs& a) {
 // go back to the weights (fold) + the CPN order of the output pixels (empty: NCHW order).
 struct Problem {
   Shifted sg;
-  void (*make)(int64_t K, int64_t Cg, int64_t mats, const float* w, float* m);
-  void (*fold)(int64_t K, int64_t Cg, int64_t mats, const float* gm, float* gw);
+  // make: the used matrices from the weights; fold: the weight gradient from the used matrices'
+  // gradients (the others' taps get 0)
+  void (*make)(int64_t K, int64_t Cg, int64_t mats, const char* used, const float* w, float* m);
+  void (*fold)(int64_t K, int64_t Cg, int64_t mats, const char* used, const float* gm, float* gw);
   std::vector<int64_t> out_map;
   const int64_t* map() const { return out_map.empty() ? nullptr : out_map.data(); }
 };
@@ -266,8 +302,8 @@ Problem conv_problem(const Conv2dArgs& a) { return {conv_runs(a), weights_to_tap
 
 Problem up2_problem(const Up2ConvArgs& a) {
   check_up2(a);
-  return {up2_runs(a), [](int64_t K, int64_t C, int64_t, const float* w, float* m) { up2_weights(K, C, w, m); },
-          [](int64_t K, int64_t C, int64_t, const float* gm, float* gw) { up2_weight_grads(K, C, gm, gw); },
+  return {up2_runs(a), [](int64_t K, int64_t C, int64_t, const char*, const float* w, float* m) { up2_weights(K, C, w, m); },
+          [](int64_t K, int64_t C, int64_t, const char* used, const float* gm, float* gw) { up2_weight_grads(K, C, used, gm, gw); },
           up2_pixel_map(a.H, a.W)};
 }
 
@@ -275,7 +311,7 @@ void problem_forward(const Problem& pr, const float* x, const float* w, float* y
   const Shifted& sg = pr.sg;
   auto xt = buffer(sg.C * sg.in_pixels * sg.N), yt = buffer(sg.K * sg.out_pixels * sg.N), m = buffer(sg.mats * sg.K * sg.Cg);
   to_cpn(sg.N, sg.C, sg.in_pixels, x, xt.get());
-  pr.make(sg.K, sg.Cg, sg.mats, w, m.get());
+  pr.make(sg.K, sg.Cg, sg.mats, sg.used().data(), w, m.get());
   run_forward(sg, m.get(), xt.get(), yt.get());
   from_cpn(sg.N, sg.K, sg.out_pixels, yt.get(), y, pr.map());
 }
@@ -284,7 +320,7 @@ void problem_backward_data(const Problem& pr, const float* gy, const float* w, f
   const Shifted& sg = pr.sg;
   auto gyt = buffer(sg.K * sg.out_pixels * sg.N), gxt = buffer(sg.C * sg.in_pixels * sg.N), m = buffer(sg.mats * sg.K * sg.Cg);
   to_cpn(sg.N, sg.K, sg.out_pixels, gy, gyt.get(), pr.map());
-  pr.make(sg.K, sg.Cg, sg.mats, w, m.get());
+  pr.make(sg.K, sg.Cg, sg.mats, sg.used().data(), w, m.get());
   run_backward_data(sg, m.get(), gyt.get(), gxt.get());
   from_cpn(sg.N, sg.C, sg.in_pixels, gxt.get(), gx);
 }
@@ -295,7 +331,7 @@ void problem_backward_filter(const Problem& pr, const float* x, const float* gy,
   to_cpn(sg.N, sg.C, sg.in_pixels, x, xt.get());
   to_cpn(sg.N, sg.K, sg.out_pixels, gy, gyt.get(), pr.map());
   run_backward_filter(sg, xt.get(), gyt.get(), gm.get());
-  pr.fold(sg.K, sg.Cg, sg.mats, gm.get(), gw);
+  pr.fold(sg.K, sg.Cg, sg.mats, sg.used().data(), gm.get(), gw);
 }
 
 }  // namespace
