@@ -105,15 +105,24 @@ TEST_CASE("cpu kernel: fused nearest-2x up-sampling + 3x3 conv equals the two ke
     check_guarded("up2 forward", y, dfq::test::ref::conv2d_forward(a, xu.data(), w.data(), b.data()), atol, rtol);
 
     auto gx = guarded(xn);
-    cpu::conv2d_up2_backward_data(u, gy.data(), w.data(), gx.data());
+    cpu::conv2d_up2_backward(u, x.data(), gy.data(), w.data(), gx.data(), nullptr, nullptr);
     auto gxu = dfq::test::ref::conv2d_backward_data(a, gy.data(), w.data());
     std::vector<float> gx_ref(xn);
     cpu::upsample_nearest2x_backward(c.N * c.C, c.H, c.W, gxu.data(), gx_ref.data());
     check_guarded("up2 backward data", gx, gx_ref, atol, rtol);
 
     auto gw = guarded(wn), gb = guarded(c.K);
-    cpu::conv2d_up2_backward_filter(u, x.data(), gy.data(), gw.data(), gb.data());
-    check_filter_and_bias("up2 ", gw, gb, dfq::test::ref::conv2d_backward_filter(a, xu.data(), gy.data()), wn, atol, rtol);
+    cpu::conv2d_up2_backward(u, x.data(), gy.data(), w.data(), nullptr, gw.data(), gb.data());
+    const auto gw_ref = dfq::test::ref::conv2d_backward_filter(a, xu.data(), gy.data());
+    check_filter_and_bias("up2 ", gw, gb, gw_ref, wn, atol, rtol);
+    // all three at once (gy's channel-major copy shared), with the forward's copy of x: the same
+    std::vector<float> xt(xn), y2(yn);
+    cpu::conv2d_up2_forward(u, x.data(), w.data(), b.data(), y2.data(), xt.data());
+    auto gx2 = guarded(xn), gw2 = guarded(wn), gb2 = guarded(c.K);
+    cpu::conv2d_up2_backward(u, std::vector<float>(xn, 1e30f).data(), gy.data(), w.data(), gx2.data(), gw2.data(), gb2.data(),
+                             xt.data());  // x itself must not be read when its copy is given
+    check_guarded("up2 backward data (both)", gx2, gx_ref, atol, rtol);
+    check_filter_and_bias("up2 (both) ", gw2, gb2, gw_ref, wn, atol, rtol);
   }
   CHECK_THROWS_AS(cpu::conv2d_up2_forward({1, 0, 2, 2, 1}, nullptr, nullptr, nullptr, nullptr), std::invalid_argument);
 }

@@ -128,8 +128,7 @@ int main(int argc, char** argv) {
             y(size_t(u.N) * u.K * 4 * u.H * u.W), gx(x.size()), gw(w.size());
         double ms = time_ms([&] {
           cpu::conv2d_up2_forward(u, x.data(), w.data(), nullptr, y.data());
-          cpu::conv2d_up2_backward_data(u, y.data(), w.data(), gx.data());
-          cpu::conv2d_up2_backward_filter(u, x.data(), y.data(), gw.data(), nullptr);
+          cpu::conv2d_up2_backward(u, x.data(), y.data(), w.data(), gx.data(), gw.data(), nullptr);
         }, repeats, dev);
         report(sh.name, ms, 3 * 2.0 * u.N * u.K * 4 * u.H * u.W * u.C * 9);
       }

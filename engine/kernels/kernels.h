@@ -136,9 +136,13 @@ ConvAlgo conv_algo_for(const Conv2dArgs& a);  // the algorithm the current setti
 struct Up2ConvArgs {
   int N, C, H, W, K;
 };
-void conv2d_up2_forward(const Up2ConvArgs& a, const float* x, const float* w, const float* b, float* y);
-void conv2d_up2_backward_data(const Up2ConvArgs& a, const float* gy, const float* w, float* gx);
-void conv2d_up2_backward_filter(const Up2ConvArgs& a, const float* x, const float* gy, float* gw, float* gb);
+// xt (optional, N*C*H*W floats) receives x's channel-major copy, which the backward's filter
+// gradient can then take instead of making it again.
+void conv2d_up2_forward(const Up2ConvArgs& a, const float* x, const float* w, const float* b, float* y, float* xt = nullptr);
+// gx (N, C, H, W), gw (K, C, 3, 3), gb (K): each computed when not null; gy's channel-major copy
+// is made once for both gradients; xt: the forward's copy of x, or null
+void conv2d_up2_backward(const Up2ConvArgs& a, const float* x, const float* gy, const float* w, float* gx, float* gw, float* gb,
+                         const float* xt = nullptr);
 
 // Conditional batch norm + leaky ReLU over (N, C, HW), fused (GDFQ's generator):
 //   y = leaky_relu(gamma[n,c] * (x - mean_c) * invstd_c + beta[n,c], slope)

@@ -352,24 +352,20 @@ Tensor upsample_nearest2x_conv3x3(const Tensor& x_in, const Tensor& w_in, const 
                      static_cast<int>(x_in.size(3)), static_cast<int>(w_in.size(0))};
   Tensor x = x_in.contiguous(), w = w_in.contiguous(), b = b_in.defined() ? b_in.contiguous() : Tensor();
   Tensor y = Tensor::empty({a.N, a.K, 2 * a.H, 2 * a.W}, DType::F32, Device::CPU);
-  { profile::Scope prof("conv2d_up2_forward");
-  cpu::conv2d_up2_forward(a, x.data<float>(), w.data<float>(), opt_ptr(b), y.data<float>()); }
   Tensor xs = x.detach(), ws = w.detach();
   bool need_x = x_in.requires_grad(), need_w = w_in.requires_grad(), need_b = b_in.defined() && b_in.requires_grad();
-  return record(y, "upsample_nearest2x_conv3x3", {x_in, w_in, b_in}, [a, xs, ws, need_x, need_w, need_b](const Tensor& g_in) {
+  // the filter gradient reuses the forward's channel-major copy of x
+  Tensor xt = need_w && grad_enabled() ? Tensor::empty({x.numel()}, DType::F32, Device::CPU) : Tensor();
+  { profile::Scope prof("conv2d_up2_forward");
+  cpu::conv2d_up2_forward(a, x.data<float>(), w.data<float>(), opt_ptr(b), y.data<float>(), opt_ptr(xt)); }
+  return record(y, "upsample_nearest2x_conv3x3", {x_in, w_in, b_in}, [a, xs, ws, xt, need_x, need_w, need_b](const Tensor& g_in) {
     Tensor g = g_in.contiguous(), gx, gw, gb;
-    if (need_x) {
-      gx = Tensor::empty(xs.shape(), DType::F32, Device::CPU);
-      profile::Scope prof("conv2d_up2_backward_data");
-      cpu::conv2d_up2_backward_data(a, g.data<float>(), ws.data<float>(), gx.data<float>());
-    }
-    if (need_w || need_b) {
-      gw = Tensor::empty(ws.shape(), DType::F32, Device::CPU);
-      if (need_b) gb = Tensor::empty({a.K}, DType::F32, Device::CPU);
-      profile::Scope prof("conv2d_up2_backward_filter");
-      cpu::conv2d_up2_backward_filter(a, xs.data<float>(), g.data<float>(), gw.data<float>(), opt_ptr(gb));
-      if (!need_w) gw = Tensor();
-    }
+    if (need_x) gx = Tensor::empty(xs.shape(), DType::F32, Device::CPU);
+    if (need_w) gw = Tensor::empty(ws.shape(), DType::F32, Device::CPU);
+    if (need_b) gb = Tensor::empty({a.K}, DType::F32, Device::CPU);
+    profile::Scope prof("conv2d_up2_backward");
+    cpu::conv2d_up2_backward(a, xs.data<float>(), g.data<float>(), ws.data<float>(), opt_ptr(gx), opt_ptr(gw), opt_ptr(gb),
+                             opt_ptr(xt));
     return std::vector<Tensor>{gx, gw, gb};
   });
 }

@@ -307,30 +307,52 @@ Problem up2_problem(const Up2ConvArgs& a) {
           up2_pixel_map(a.H, a.W)};
 }
 
-void problem_forward(const Problem& pr, const float* x, const float* w, float* y) {
+// xt_keep (optional, C * in_pixels * N floats) receives x's CPN copy, for the filter gradient
+void problem_forward(const Problem& pr, const float* x, const float* w, float* y, float* xt_keep = nullptr) {
   const Shifted& sg = pr.sg;
-  auto xt = buffer(sg.C * sg.in_pixels * sg.N), yt = buffer(sg.K * sg.out_pixels * sg.N), m = buffer(sg.mats * sg.K * sg.Cg);
-  to_cpn(sg.N, sg.C, sg.in_pixels, x, xt.get());
+  std::unique_ptr<float[]> xt_own = xt_keep ? nullptr : buffer(sg.C * sg.in_pixels * sg.N);
+  float* xt = xt_keep ? xt_keep : xt_own.get();
+  auto yt = buffer(sg.K * sg.out_pixels * sg.N), m = buffer(sg.mats * sg.K * sg.Cg);
+  to_cpn(sg.N, sg.C, sg.in_pixels, x, xt);
   pr.make(sg.K, sg.Cg, sg.mats, sg.used().data(), w, m.get());
-  run_forward(sg, m.get(), xt.get(), yt.get());
+  run_forward(sg, m.get(), xt, yt.get());
   from_cpn(sg.N, sg.K, sg.out_pixels, yt.get(), y, pr.map());
 }
 
-void problem_backward_data(const Problem& pr, const float* gy, const float* w, float* gx) {
+void problem_backward_data(const Problem& pr, const float* gy, const float* w, float* gx, const float* gyt_in = nullptr) {
   const Shifted& sg = pr.sg;
-  auto gyt = buffer(sg.K * sg.out_pixels * sg.N), gxt = buffer(sg.C * sg.in_pixels * sg.N), m = buffer(sg.mats * sg.K * sg.Cg);
-  to_cpn(sg.N, sg.K, sg.out_pixels, gy, gyt.get(), pr.map());
+  std::unique_ptr<float[]> gyt_own;
+  const float* gyt = gyt_in;
+  if (!gyt) {
+    gyt_own = buffer(sg.K * sg.out_pixels * sg.N);
+    to_cpn(sg.N, sg.K, sg.out_pixels, gy, gyt_own.get(), pr.map());
+    gyt = gyt_own.get();
+  }
+  auto gxt = buffer(sg.C * sg.in_pixels * sg.N), m = buffer(sg.mats * sg.K * sg.Cg);
   pr.make(sg.K, sg.Cg, sg.mats, sg.used().data(), w, m.get());
-  run_backward_data(sg, m.get(), gyt.get(), gxt.get());
+  run_backward_data(sg, m.get(), gyt, gxt.get());
   from_cpn(sg.N, sg.C, sg.in_pixels, gxt.get(), gx);
 }
 
-void problem_backward_filter(const Problem& pr, const float* x, const float* gy, float* gw) {
+void problem_backward_filter(const Problem& pr, const float* x, const float* gy, float* gw, const float* gyt_in = nullptr,
+                             const float* xt_in = nullptr) {
   const Shifted& sg = pr.sg;
-  auto xt = buffer(sg.C * sg.in_pixels * sg.N), gyt = buffer(sg.K * sg.out_pixels * sg.N), gm = buffer(sg.mats * sg.K * sg.Cg);
-  to_cpn(sg.N, sg.C, sg.in_pixels, x, xt.get());
-  to_cpn(sg.N, sg.K, sg.out_pixels, gy, gyt.get(), pr.map());
-  run_backward_filter(sg, xt.get(), gyt.get(), gm.get());
+  std::unique_ptr<float[]> gyt_own;
+  const float* gyt = gyt_in;
+  if (!gyt) {
+    gyt_own = buffer(sg.K * sg.out_pixels * sg.N);
+    to_cpn(sg.N, sg.K, sg.out_pixels, gy, gyt_own.get(), pr.map());
+    gyt = gyt_own.get();
+  }
+  std::unique_ptr<float[]> xt_own;
+  const float* xt = xt_in;
+  if (!xt) {
+    xt_own = buffer(sg.C * sg.in_pixels * sg.N);
+    to_cpn(sg.N, sg.C, sg.in_pixels, x, xt_own.get());
+    xt = xt_own.get();
+  }
+  auto gm = buffer(sg.mats * sg.K * sg.Cg);
+  run_backward_filter(sg, xt, gyt, gm.get());
   pr.fold(sg.K, sg.Cg, sg.mats, sg.used().data(), gm.get(), gw);
 }
 
@@ -352,25 +374,27 @@ void shifted_conv_backward_filter(const Conv2dArgs& a, const float* x, const flo
 
 }  // namespace detail
 
-void conv2d_up2_forward(const Up2ConvArgs& a, const float* x, const float* w, const float* b, float* y) {
+void conv2d_up2_forward(const Up2ConvArgs& a, const float* x, const float* w, const float* b, float* y, float* xt) {
   const Problem pr = up2_problem(a);
   if (a.N == 0) return;
-  problem_forward(pr, x, w, y);
+  problem_forward(pr, x, w, y, xt);
   if (b) detail::add_channel_bias(pr.sg.N, pr.sg.K, pr.sg.out_pixels, b, y);
 }
 
-void conv2d_up2_backward_data(const Up2ConvArgs& a, const float* gy, const float* w, float* gx) {
-  const Problem pr = up2_problem(a);
-  if (a.N > 0) problem_backward_data(pr, gy, w, gx);
-}
-
-void conv2d_up2_backward_filter(const Up2ConvArgs& a, const float* x, const float* gy, float* gw, float* gb) {
+void conv2d_up2_backward(const Up2ConvArgs& a, const float* x, const float* gy, const float* w, float* gx, float* gw, float* gb,
+                         const float* xt) {
   const Problem pr = up2_problem(a);
   if (gb) detail::channel_sums(pr.sg.N, pr.sg.K, pr.sg.out_pixels, gy, gb);
-  if (a.N == 0)
-    std::fill(gw, gw + pr.sg.K * pr.sg.C * 9, 0.f);
-  else
-    problem_backward_filter(pr, x, gy, gw);
+  if (a.N == 0) {
+    if (gw) std::fill(gw, gw + pr.sg.K * pr.sg.C * 9, 0.f);
+    return;
+  }
+  // gy in CPN order once, for both gradients
+  const Shifted& sg = pr.sg;
+  auto gyt = buffer(sg.K * sg.out_pixels * sg.N);
+  if (gx || gw) to_cpn(sg.N, sg.K, sg.out_pixels, gy, gyt.get(), pr.map());
+  if (gx) problem_backward_data(pr, gy, w, gx, gyt.get());
+  if (gw) problem_backward_filter(pr, x, gy, gw, gyt.get(), xt);
 }
 
 }  // namespace dfq::cpu
