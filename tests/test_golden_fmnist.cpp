@@ -67,13 +67,20 @@ TEST_CASE("golden fmnist: train-mode logits, loss, gradients, running stats and 
     // zero padding give exactly constant regions, so many pooling windows hold ties, broken by the
     // last bits of the conv output (PyTorch's oneDNN and our im2col+sgemm sum in another order):
     // such a gradient goes to another, equal-valued position of the window. Per-(image, channel)
-    // sums are unaffected and get the golden tolerance; element-wise, the tolerance is 1e-2 max|r|.
+    // sums are unaffected and get the golden tolerance. Element-wise, which ties flip depends on
+    // the summation order (OpenBLAS's thread split: with single-threaded GEMMs, as with
+    // OMP_NUM_THREADS=1, one input value lands 5.6 % of max|r| off, and 374 of 49152 beyond 1e-2
+    // max|r|: a flipped tie moves one window's gradient, which the 7x7 stem spreads over up to 147
+    // input values): every value within 1e-1 max|r| and at most 2 % of them beyond 1e-2 max|r|.
     Tensor ref = load_npy(kDir + "train16_grad_input.npy");
     check_close("grad input summed over H,W", sum(x.grad(), {2, 3}).to_vector(), sum(ref, {2, 3}).to_vector(), 1e-5, 1e-3);
-    std::vector<float> r = ref.to_vector();
+    std::vector<float> r = ref.to_vector(), got = x.grad().to_vector();
     float maxr = 0;
     for (float v : r) maxr = std::max(maxr, std::fabs(v));
-    check_close("grad input", x.grad().to_vector(), r, 1e-2 * maxr, 1e-3);
+    check_close("grad input", got, r, 1e-1 * maxr, 1e-3);
+    size_t off = 0;
+    for (size_t i = 0; i < r.size(); ++i) off += std::fabs(got[i] - r[i]) > 1e-2 * maxr + 1e-3 * std::fabs(r[i]) ? 1 : 0;
+    CHECK_MESSAGE(off <= r.size() / 50, off << " of " << r.size() << " input-gradient values beyond 1e-2 max|r|");
   }
   std::map<std::string, Tensor> params, buffers;
   for (auto& [n, t] : model->named_parameters()) params[n] = t;

@@ -2,7 +2,8 @@
 // stride, padding, dilation). Convolution is im2col + cblas_sgemm (OpenBLAS), one GEMM per group
 // over a chunk of Nb images at once (so small P*Q still gives wide GEMMs); backward data is
 // GEMM + col2im, backward filter accumulates over chunks with beta = 1.
-// Rules: cblas is never called inside an OpenMP parallel region (OpenBLAS threads itself).
+// Rules: cblas is called inside an OpenMP parallel region only where each thread owns whole GEMMs
+// (OpenBLAS's OpenMP build then runs them single-threaded); elsewhere OpenBLAS threads itself.
 // The engine links OpenBLAS's OpenMP build, so BLAS and these loops share one OpenMP thread pool:
 // im2col / col2im / the (K, nb*PQ) packing are parallel over independent rows / planes (with the
 // pthread build of OpenBLAS the two pools fought for the cores, 10-50x slower on 2 cores).
@@ -10,6 +11,7 @@
 // Column layout of a chunk of Nb images: col (C*R*S, Nb*P*Q), row (c*R + r)*S + s, column
 // nb*P*Q + p*Q + q. Group g owns rows [g*Cg*R*S, (g+1)*Cg*R*S).
 #include <cblas.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cstring>
@@ -237,45 +239,68 @@ ConvAlgo conv_algo_for(const Conv2dArgs& a) {
 
 namespace {
 
-void im2col_forward(const Conv2dArgs& a, const ConvPlan& pl, const float* x, const float* w, float* y) {
+// Forward and data gradient take disjoint images per chunk, so with several chunks each thread
+// takes whole chunks (its own column buffer, single-threaded GEMMs inside the parallel region, as
+// the shifted runs do) instead of every GEMM synchronising two threads; the chunks are made small
+// enough that every thread gets one. Each value is one GEMM's, in the same order as before.
+int parallel_chunks(const Conv2dArgs& a, ConvPlan& pl) {
+  const int nt = omp_get_max_threads();
+  if (nt > 1 && a.N >= 2 && int64_t(a.N) * a.K * pl.PQ * pl.CgRS > kParMin) {
+    pl.nb = std::max(1, std::min(pl.nb, (a.N + nt - 1) / nt));
+    pl.direct = pl.direct && pl.nb == 1;
+  }
+  return (a.N + pl.nb - 1) / pl.nb;
+}
+
+void im2col_forward(const Conv2dArgs& a, ConvPlan pl, const float* x, const float* w, float* y) {
+  const int chunks = parallel_chunks(a, pl);
   const int64_t x_img = int64_t(a.C) * pl.HW, y_img = int64_t(a.K) * pl.PQ;
-  std::unique_ptr<float[]> col, ybuf;
-  if (!pl.direct) col = scratch(pl.CRS * pl.nb * pl.PQ);
-  if (pl.nb > 1) ybuf = scratch(y_img * pl.nb);
-  for (int n0 = 0; n0 < a.N; n0 += pl.nb) {
-    const int nb = std::min(pl.nb, a.N - n0);
-    const int64_t ld = int64_t(nb) * pl.PQ;
-    const float* cols = x + n0 * x_img;
-    if (!pl.direct) {
-      im2col(a, pl, nb, x + n0 * x_img, col.get());
-      cols = col.get();
+#pragma omp parallel if (chunks > 1 && int64_t(a.N) * a.K * pl.PQ * pl.CgRS > kParMin)
+  {
+    std::unique_ptr<float[]> col, ybuf;
+    if (!pl.direct) col = scratch(pl.CRS * pl.nb * pl.PQ);
+    if (pl.nb > 1) ybuf = scratch(y_img * pl.nb);
+#pragma omp for schedule(static)
+    for (int ci = 0; ci < chunks; ++ci) {
+      const int n0 = ci * pl.nb, nb = std::min(pl.nb, a.N - n0);
+      const int64_t ld = int64_t(nb) * pl.PQ;
+      const float* cols = x + n0 * x_img;
+      if (!pl.direct) {
+        im2col(a, pl, nb, x + n0 * x_img, col.get());
+        cols = col.get();
+      }
+      float* out = pl.nb > 1 ? ybuf.get() : y + n0 * y_img;  // (K, nb*PQ)
+      for (int g = 0; g < a.groups; ++g)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, pl.Kg, ld, pl.CgRS, 1.f, w + g * pl.Kg * pl.CgRS,
+                    pl.CgRS, cols + g * pl.CgRS * ld, ld, 0.f, out + g * pl.Kg * ld, ld);
+      if (pl.nb > 1) scatter_kpq(a.K, pl.PQ, nb, out, y + n0 * y_img);
     }
-    float* out = pl.nb > 1 ? ybuf.get() : y + n0 * y_img;  // (K, nb*PQ)
-    for (int g = 0; g < a.groups; ++g)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, pl.Kg, ld, pl.CgRS, 1.f, w + g * pl.Kg * pl.CgRS,
-                  pl.CgRS, cols + g * pl.CgRS * ld, ld, 0.f, out + g * pl.Kg * ld, ld);
-    if (pl.nb > 1) scatter_kpq(a.K, pl.PQ, nb, out, y + n0 * y_img);
   }
 }
 
-void im2col_backward_data(const Conv2dArgs& a, const ConvPlan& pl, const float* gy, const float* w, float* gx) {
+void im2col_backward_data(const Conv2dArgs& a, ConvPlan pl, const float* gy, const float* w, float* gx) {
+  const int chunks = parallel_chunks(a, pl);
   const int64_t x_img = int64_t(a.C) * pl.HW, y_img = int64_t(a.K) * pl.PQ;
-  std::unique_ptr<float[]> col, gbuf;
-  if (!pl.direct) col = scratch(pl.CRS * pl.nb * pl.PQ);
-  if (pl.nb > 1) gbuf = scratch(y_img * pl.nb);
-  for (int n0 = 0; n0 < a.N; n0 += pl.nb) {
-    const int nb = std::min(pl.nb, a.N - n0);
-    const int64_t ld = int64_t(nb) * pl.PQ;
-    const float* g_cols = gy + n0 * y_img;  // (K, nb*PQ)
-    if (pl.nb > 1) {
-      gather_kpq(a.K, pl.PQ, nb, gy + n0 * y_img, gbuf.get());
-      g_cols = gbuf.get();
+#pragma omp parallel if (chunks > 1 && int64_t(a.N) * a.K * pl.PQ * pl.CgRS > kParMin)
+  {
+    std::unique_ptr<float[]> col, gbuf;
+    if (!pl.direct) col = scratch(pl.CRS * pl.nb * pl.PQ);
+    if (pl.nb > 1) gbuf = scratch(y_img * pl.nb);
+#pragma omp for schedule(static)
+    for (int ci = 0; ci < chunks; ++ci) {
+      const int n0 = ci * pl.nb, nb = std::min(pl.nb, a.N - n0);
+      const int64_t ld = int64_t(nb) * pl.PQ;
+      const float* g_cols = gy + n0 * y_img;  // (K, nb*PQ)
+      if (pl.nb > 1) {
+        gather_kpq(a.K, pl.PQ, nb, gy + n0 * y_img, gbuf.get());
+        g_cols = gbuf.get();
+      }
+      float* dcol = pl.direct ? gx + n0 * x_img : col.get();  // (CRS, nb*PQ)
+      for (int g = 0; g < a.groups; ++g)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, pl.CgRS, ld, pl.Kg, 1.f, w + g * pl.Kg * pl.CgRS, pl.CgRS,
+                    g_cols + g * pl.Kg * ld, ld, 0.f, dcol + g * pl.CgRS * ld, ld);
+      if (!pl.direct) col2im(a, pl, nb, col.get(), gx + n0 * x_img);
     }
-    float* dcol = pl.direct ? gx + n0 * x_img : col.get();  // (CRS, nb*PQ)
-    for (int g = 0; g < a.groups; ++g)
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, pl.CgRS, ld, pl.Kg, 1.f, w + g * pl.Kg * pl.CgRS, pl.CgRS,
-                  g_cols + g * pl.Kg * ld, ld, 0.f, dcol + g * pl.CgRS * ld, ld);
-    if (!pl.direct) col2im(a, pl, nb, col.get(), gx + n0 * x_img);
   }
 }
 
