@@ -252,56 +252,53 @@ int parallel_chunks(const Conv2dArgs& a, ConvPlan& pl) {
   return (a.N + pl.nb - 1) / pl.nb;
 }
 
-void im2col_forward(const Conv2dArgs& a, ConvPlan pl, const float* x, const float* w, float* y) {
+// f(n0, nb, col, buf) for every chunk of nb images at n0, each thread with its own column buffer
+// col (CRS x nb*PQ, unless pl.direct) and image-packing buffer buf (K x nb*PQ, when nb > 1).
+template <typename F>
+void for_each_chunk(const Conv2dArgs& a, ConvPlan& pl, F f) {
   const int chunks = parallel_chunks(a, pl);
-  const int64_t x_img = int64_t(a.C) * pl.HW, y_img = int64_t(a.K) * pl.PQ;
 #pragma omp parallel if (chunks > 1 && int64_t(a.N) * a.K * pl.PQ * pl.CgRS > kParMin)
   {
-    std::unique_ptr<float[]> col, ybuf;
+    std::unique_ptr<float[]> col, buf;
     if (!pl.direct) col = scratch(pl.CRS * pl.nb * pl.PQ);
-    if (pl.nb > 1) ybuf = scratch(y_img * pl.nb);
+    if (pl.nb > 1) buf = scratch(int64_t(a.K) * pl.PQ * pl.nb);
 #pragma omp for schedule(static)
-    for (int ci = 0; ci < chunks; ++ci) {
-      const int n0 = ci * pl.nb, nb = std::min(pl.nb, a.N - n0);
-      const int64_t ld = int64_t(nb) * pl.PQ;
-      const float* cols = x + n0 * x_img;
-      if (!pl.direct) {
-        im2col(a, pl, nb, x + n0 * x_img, col.get());
-        cols = col.get();
-      }
-      float* out = pl.nb > 1 ? ybuf.get() : y + n0 * y_img;  // (K, nb*PQ)
-      for (int g = 0; g < a.groups; ++g)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, pl.Kg, ld, pl.CgRS, 1.f, w + g * pl.Kg * pl.CgRS,
-                    pl.CgRS, cols + g * pl.CgRS * ld, ld, 0.f, out + g * pl.Kg * ld, ld);
-      if (pl.nb > 1) scatter_kpq(a.K, pl.PQ, nb, out, y + n0 * y_img);
-    }
+    for (int ci = 0; ci < chunks; ++ci) f(ci * pl.nb, std::min(pl.nb, a.N - ci * pl.nb), col.get(), buf.get());
   }
 }
 
-void im2col_backward_data(const Conv2dArgs& a, ConvPlan pl, const float* gy, const float* w, float* gx) {
-  const int chunks = parallel_chunks(a, pl);
+void im2col_forward(const Conv2dArgs& a, ConvPlan pl, const float* x, const float* w, float* y) {
   const int64_t x_img = int64_t(a.C) * pl.HW, y_img = int64_t(a.K) * pl.PQ;
-#pragma omp parallel if (chunks > 1 && int64_t(a.N) * a.K * pl.PQ * pl.CgRS > kParMin)
-  {
-    std::unique_ptr<float[]> col, gbuf;
-    if (!pl.direct) col = scratch(pl.CRS * pl.nb * pl.PQ);
-    if (pl.nb > 1) gbuf = scratch(y_img * pl.nb);
-#pragma omp for schedule(static)
-    for (int ci = 0; ci < chunks; ++ci) {
-      const int n0 = ci * pl.nb, nb = std::min(pl.nb, a.N - n0);
-      const int64_t ld = int64_t(nb) * pl.PQ;
-      const float* g_cols = gy + n0 * y_img;  // (K, nb*PQ)
-      if (pl.nb > 1) {
-        gather_kpq(a.K, pl.PQ, nb, gy + n0 * y_img, gbuf.get());
-        g_cols = gbuf.get();
-      }
-      float* dcol = pl.direct ? gx + n0 * x_img : col.get();  // (CRS, nb*PQ)
-      for (int g = 0; g < a.groups; ++g)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, pl.CgRS, ld, pl.Kg, 1.f, w + g * pl.Kg * pl.CgRS, pl.CgRS,
-                    g_cols + g * pl.Kg * ld, ld, 0.f, dcol + g * pl.CgRS * ld, ld);
-      if (!pl.direct) col2im(a, pl, nb, col.get(), gx + n0 * x_img);
+  for_each_chunk(a, pl, [&](int n0, int nb, float* col, float* ybuf) {
+    const int64_t ld = int64_t(nb) * pl.PQ;
+    const float* cols = x + n0 * x_img;
+    if (!pl.direct) {
+      im2col(a, pl, nb, x + n0 * x_img, col);
+      cols = col;
     }
-  }
+    float* out = pl.nb > 1 ? ybuf : y + n0 * y_img;  // (K, nb*PQ)
+    for (int g = 0; g < a.groups; ++g)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, pl.Kg, ld, pl.CgRS, 1.f, w + g * pl.Kg * pl.CgRS,
+                  pl.CgRS, cols + g * pl.CgRS * ld, ld, 0.f, out + g * pl.Kg * ld, ld);
+    if (pl.nb > 1) scatter_kpq(a.K, pl.PQ, nb, out, y + n0 * y_img);
+  });
+}
+
+void im2col_backward_data(const Conv2dArgs& a, ConvPlan pl, const float* gy, const float* w, float* gx) {
+  const int64_t x_img = int64_t(a.C) * pl.HW, y_img = int64_t(a.K) * pl.PQ;
+  for_each_chunk(a, pl, [&](int n0, int nb, float* col, float* gbuf) {
+    const int64_t ld = int64_t(nb) * pl.PQ;
+    const float* g_cols = gy + n0 * y_img;  // (K, nb*PQ)
+    if (pl.nb > 1) {
+      gather_kpq(a.K, pl.PQ, nb, gy + n0 * y_img, gbuf);
+      g_cols = gbuf;
+    }
+    float* dcol = pl.direct ? gx + n0 * x_img : col;  // (CRS, nb*PQ)
+    for (int g = 0; g < a.groups; ++g)
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, pl.CgRS, ld, pl.Kg, 1.f, w + g * pl.Kg * pl.CgRS, pl.CgRS,
+                  g_cols + g * pl.Kg * ld, ld, 0.f, dcol + g * pl.CgRS * ld, ld);
+    if (!pl.direct) col2im(a, pl, nb, col, gx + n0 * x_img);
+  });
 }
 
 void im2col_backward_filter(const Conv2dArgs& a, const ConvPlan& pl, const float* x, const float* gy, float* gw) {
