@@ -198,34 +198,28 @@ Shifted conv_runs(const Conv2dArgs& a) {
 // 4 % of a GDFQ step in perf; channel by channel wrote RS streams 1 MB apart, in one cache set.)
 constexpr int64_t kChannelBlock = 64;
 
-void weights_to_taps(int64_t K, int64_t Cg, int64_t RS, const char* used, const float* w, float* wt) {
+// kToTaps: w -> wt, the taps without runs skipped; else wt -> w, their weights' gradient 0
+template <bool kToTaps>
+void transpose_taps(int64_t K, int64_t Cg, int64_t RS, const char* used, const float* src, float* dst) {
 #pragma omp parallel for schedule(static) if (K * Cg * RS > kParMin && K > 1)
   for (int64_t k = 0; k < K; ++k)
     for (int64_t c0 = 0; c0 < Cg; c0 += kChannelBlock) {
       const int64_t c1 = std::min(Cg, c0 + kChannelBlock);
       for (int64_t t = 0; t < RS; ++t) {
-        if (!used[t]) continue;
-        float* dst = wt + (t * K + k) * Cg;
-        const float* src = w + k * Cg * RS + t;
-        for (int64_t c = c0; c < c1; ++c) dst[c] = src[c * RS];
+        const int64_t tap = (t * K + k) * Cg, w = k * Cg * RS + t;  // (c = 0)'s place on each side
+        if (kToTaps && used[t])
+          for (int64_t c = c0; c < c1; ++c) dst[tap + c] = src[w + c * RS];
+        else if (!kToTaps)
+          for (int64_t c = c0; c < c1; ++c) dst[w + c * RS] = used[t] ? src[tap + c] : 0.f;
       }
     }
 }
 
+void weights_to_taps(int64_t K, int64_t Cg, int64_t RS, const char* used, const float* w, float* wt) {
+  transpose_taps<true>(K, Cg, RS, used, w, wt);
+}
 void weights_from_taps(int64_t K, int64_t Cg, int64_t RS, const char* used, const float* wt, float* w) {
-#pragma omp parallel for schedule(static) if (K * Cg * RS > kParMin && K > 1)
-  for (int64_t k = 0; k < K; ++k)
-    for (int64_t c0 = 0; c0 < Cg; c0 += kChannelBlock) {
-      const int64_t c1 = std::min(Cg, c0 + kChannelBlock);
-      for (int64_t t = 0; t < RS; ++t) {
-        const float* src = wt + (t * K + k) * Cg;
-        float* dst = w + k * Cg * RS + t;
-        if (used[t])
-          for (int64_t c = c0; c < c1; ++c) dst[c * RS] = src[c];
-        else
-          for (int64_t c = c0; c < c1; ++c) dst[c * RS] = 0.f;
-      }
-    }
+  transpose_taps<false>(K, Cg, RS, used, wt, w);
 }
 
 // ---- up-sampling fusion: 16 summed matrices, phase-major output -------------------------------
