@@ -348,15 +348,19 @@ void problem_forward(const Problem& pr, const float* x, const float* w, float* y
   from_cpn(sg.N, sg.K, sg.out_pixels, yt.get(), y, pr.map());
 }
 
+// `given` (a CPN copy made earlier) when not null, else t (N, C, pixels) copied to CPN into `own`
+const float* cpn_or(const float* given, std::unique_ptr<float[]>& own, int64_t N, int64_t C, int64_t pixels, const float* t,
+                    const int64_t* map = nullptr) {
+  if (given) return given;
+  own = buffer(C * pixels * N);
+  to_cpn(N, C, pixels, t, own.get(), map);
+  return own.get();
+}
+
 void problem_backward_data(const Problem& pr, const float* gy, const float* w, float* gx, const float* gyt_in = nullptr) {
   const Shifted& sg = pr.sg;
   std::unique_ptr<float[]> gyt_own;
-  const float* gyt = gyt_in;
-  if (!gyt) {
-    gyt_own = buffer(sg.K * sg.out_pixels * sg.N);
-    to_cpn(sg.N, sg.K, sg.out_pixels, gy, gyt_own.get(), pr.map());
-    gyt = gyt_own.get();
-  }
+  const float* gyt = cpn_or(gyt_in, gyt_own, sg.N, sg.K, sg.out_pixels, gy, pr.map());
   auto gxt = buffer(sg.C * sg.in_pixels * sg.N), m = buffer(sg.mats * sg.K * sg.Cg);
   pr.make(sg.K, sg.Cg, sg.mats, sg.used().data(), w, m.get());
   run_backward_data(sg, m.get(), gyt, gxt.get());
@@ -367,19 +371,9 @@ void problem_backward_filter(const Problem& pr, const float* x, const float* gy,
                              const float* xt_in = nullptr) {
   const Shifted& sg = pr.sg;
   std::unique_ptr<float[]> gyt_own;
-  const float* gyt = gyt_in;
-  if (!gyt) {
-    gyt_own = buffer(sg.K * sg.out_pixels * sg.N);
-    to_cpn(sg.N, sg.K, sg.out_pixels, gy, gyt_own.get(), pr.map());
-    gyt = gyt_own.get();
-  }
+  const float* gyt = cpn_or(gyt_in, gyt_own, sg.N, sg.K, sg.out_pixels, gy, pr.map());
   std::unique_ptr<float[]> xt_own;
-  const float* xt = xt_in;
-  if (!xt) {
-    xt_own = buffer(sg.C * sg.in_pixels * sg.N);
-    to_cpn(sg.N, sg.C, sg.in_pixels, x, xt_own.get());
-    xt = xt_own.get();
-  }
+  const float* xt = cpn_or(xt_in, xt_own, sg.N, sg.C, sg.in_pixels, x);
   auto gm = buffer(sg.mats * sg.K * sg.Cg);
   run_backward_filter(sg, xt, gyt, gm.get());
   pr.fold(sg.K, sg.Cg, sg.mats, sg.used().data(), gm.get(), gw);
