@@ -1,6 +1,8 @@
 // layers.cpp — conv2d, linear / matmul, batch norm, pooling, nearest up-sampling, embedding and
 // concat: argument checks, kernel calls, and their recorded backward.
+#include <initializer_list>
 #include <stdexcept>
+#include <string>
 
 #include "engine/dispatch.h"
 #include "engine/ops.h"
@@ -128,29 +130,41 @@ Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in) {
 }
 
 // ---- batch norm -------------------------------------------------------------------------------
-Tensor batch_norm(const Tensor& x_in, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
-                  const Tensor& running_var, bool training, float momentum, float eps, BatchStats* stats_out) {
-  check_float(x_in, "batch_norm");
-  if (x_in.dim() != 2 && x_in.dim() != 4)
-    throw std::invalid_argument("dfq: batch_norm: expected (N,C) or (N,C,H,W), got " + x_in.str());
+namespace {
+// What batch_norm and cond_batch_norm check alike, and their (N, C, HW) view of x: x float (N,C) or
+// (N,C,H,W); every defined per-channel tensor float, on x's device, C values; running statistics
+// in eval mode; more than one value per channel when training.
+BatchNormArgs bn_args(const Tensor& x, std::initializer_list<const Tensor*> per_channel, const Tensor& running_mean,
+                      const Tensor& running_var, bool training, float momentum, float eps, const std::string& op) {
+  check_float(x, op.c_str());
+  if (x.dim() != 2 && x.dim() != 4)
+    throw std::invalid_argument("dfq: " + op + ": expected (N,C) or (N,C,H,W), got " + x.str());
   BatchNormArgs a{};
-  a.N = static_cast<int>(x_in.size(0));
-  a.C = static_cast<int>(x_in.size(1));
-  a.HW = x_in.dim() == 4 ? static_cast<int>(x_in.size(2) * x_in.size(3)) : 1;
+  a.N = static_cast<int>(x.size(0));
+  a.C = static_cast<int>(x.size(1));
+  a.HW = x.dim() == 4 ? static_cast<int>(x.size(2) * x.size(3)) : 1;
   a.eps = eps;
   a.momentum = momentum;
-  for (const Tensor* p : {&gamma, &beta, &running_mean, &running_var}) {
+  for (const Tensor* p : per_channel) {
     if (!p->defined()) continue;
-    check_float(*p, "batch_norm parameter");
-    check_same_device(x_in, *p, "batch_norm");
+    check_float(*p, (op + " parameter").c_str());
+    check_same_device(x, *p, op.c_str());
     if (p->numel() != a.C)
-      throw std::invalid_argument("dfq: batch_norm: parameter " + p->str() + " for " + std::to_string(a.C) + " channels");
+      throw std::invalid_argument("dfq: " + op + ": parameter " + p->str() + " for " + std::to_string(a.C) + " channels");
   }
-  if (gamma.defined() != beta.defined()) throw std::invalid_argument("dfq: batch_norm: gamma and beta go together");
   if (!training && !(running_mean.defined() && running_var.defined()))
-    throw std::invalid_argument("dfq: batch_norm: eval mode needs running statistics");
+    throw std::invalid_argument("dfq: " + op + ": eval mode needs running statistics");
   if (training && static_cast<int64_t>(a.N) * a.HW <= 1)
-    throw std::invalid_argument("dfq: batch_norm: training needs more than one value per channel, got " + x_in.str());
+    throw std::invalid_argument("dfq: " + op + ": training needs more than one value per channel, got " + x.str());
+  return a;
+}
+}  // namespace
+
+Tensor batch_norm(const Tensor& x_in, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                  const Tensor& running_var, bool training, float momentum, float eps, BatchStats* stats_out) {
+  if (gamma.defined() != beta.defined()) throw std::invalid_argument("dfq: batch_norm: gamma and beta go together");
+  const BatchNormArgs a =
+      bn_args(x_in, {&gamma, &beta, &running_mean, &running_var}, running_mean, running_var, training, momentum, eps, "batch_norm");
   Tensor x = x_in.contiguous();
   Device dev = x.device();
   Tensor y = Tensor::empty(x.shape(), DType::F32, dev);
@@ -192,10 +206,9 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& gamma, const Tensor& beta, c
 
 Tensor cond_batch_norm(const Tensor& x_in, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                        const Tensor& running_var, bool training, float momentum, float eps, float slope) {
-  check_float(x_in, "cond_batch_norm");
-  if (x_in.dim() != 2 && x_in.dim() != 4)
-    throw std::invalid_argument("dfq: cond_batch_norm: expected (N,C) or (N,C,H,W), got " + x_in.str());
-  const int64_t N = x_in.size(0), C = x_in.size(1);
+  const BatchNormArgs bn =
+      bn_args(x_in, {&running_mean, &running_var}, running_mean, running_var, training, momentum, eps, "cond_batch_norm");
+  const int64_t N = bn.N, C = bn.C;
   for (const Tensor* p : {&gamma, &beta}) {
     check_float(*p, "cond_batch_norm gamma/beta");
     check_same_device(x_in, *p, "cond_batch_norm");
@@ -208,24 +221,7 @@ Tensor cond_batch_norm(const Tensor& x_in, const Tensor& gamma, const Tensor& be
                    beta.reshape(bc));
     return slope == 1.f ? y : leaky_relu(y, slope);
   }
-  for (const Tensor* p : {&running_mean, &running_var}) {
-    if (!p->defined()) continue;
-    check_float(*p, "cond_batch_norm running statistics");
-    check_same_device(x_in, *p, "cond_batch_norm");
-    if (p->numel() != C) throw std::invalid_argument("dfq: cond_batch_norm: running statistic " + p->str() + " for " + std::to_string(C) + " channels");
-  }
-  if (!training && !(running_mean.defined() && running_var.defined()))
-    throw std::invalid_argument("dfq: cond_batch_norm: eval mode needs running statistics");
-  cpu::CondBnArgs a{};
-  a.N = static_cast<int>(N);
-  a.C = static_cast<int>(C);
-  a.HW = x_in.dim() == 4 ? static_cast<int>(x_in.size(2) * x_in.size(3)) : 1;
-  a.eps = eps;
-  a.momentum = momentum;
-  a.slope = slope;
-  a.training = training;
-  if (training && N * a.HW <= 1)
-    throw std::invalid_argument("dfq: cond_batch_norm: training needs more than one value per channel, got " + x_in.str());
+  const cpu::CondBnArgs a{bn.N, bn.C, bn.HW, eps, momentum, slope, training};
   Tensor x = x_in.contiguous(), g = gamma.contiguous(), b = beta.contiguous();
   Tensor y = Tensor::empty(x.shape(), DType::F32, Device::CPU);
   Tensor save_mean = Tensor::empty({C}, DType::F32, Device::CPU), save_invstd = Tensor::empty({C}, DType::F32, Device::CPU);

@@ -13,6 +13,13 @@ namespace dfq::cpu {
 using detail::kParMin;
 
 namespace {
+// running = (1 - m) * running + m * batch for channel c (running_var takes the unbiased var)
+inline void update_running(float* running_mean, float* running_var, int c, double momentum, double mean, double var, int64_t M) {
+  const double unbiased = M > 1 ? var * double(M) / double(M - 1) : var;
+  running_mean[c] = static_cast<float>((1.0 - momentum) * running_mean[c] + momentum * mean);
+  if (running_var) running_var[c] = static_cast<float>((1.0 - momentum) * running_var[c] + momentum * unbiased);
+}
+
 // Applies f(ptr to HW floats of (n, c), n) over every image of channel c.
 template <typename F>
 inline void for_channel(const BatchNormArgs& a, int c, F f) {
@@ -55,12 +62,7 @@ void batch_norm_forward_train(const BatchNormArgs& a, const float* x, const floa
     });
     save_mean[c] = static_cast<float>(mean);
     save_invstd[c] = static_cast<float>(invstd);
-    if (running_mean) {
-      const double m = a.momentum;
-      const double unbiased = M > 1 ? var * double(M) / double(M - 1) : var;
-      running_mean[c] = static_cast<float>((1.0 - m) * running_mean[c] + m * mean);
-      if (running_var) running_var[c] = static_cast<float>((1.0 - m) * running_var[c] + m * unbiased);
-    }
+    if (running_mean) update_running(running_mean, running_var, c, a.momentum, mean, var, M);
   }
 }
 
@@ -222,11 +224,7 @@ void cond_batch_norm_forward(const CondBnArgs& a, const float* x, const float* g
       for (int n = 0; n < a.N; ++n) q += plane_sqdev(xp(n), a.HW, static_cast<float>(mean));
       const double var = M > 0 ? q / double(M) : 0.0;
       invstd = 1.0 / std::sqrt(var + a.eps);
-      if (running_mean && M > 0) {
-        const double m = a.momentum, unbiased = M > 1 ? var * double(M) / double(M - 1) : var;
-        running_mean[c] = static_cast<float>((1.0 - m) * running_mean[c] + m * mean);
-        if (running_var) running_var[c] = static_cast<float>((1.0 - m) * running_var[c] + m * unbiased);
-      }
+      if (running_mean && M > 0) update_running(running_mean, running_var, c, a.momentum, mean, var, M);
     } else {
       mean = running_mean[c];
       invstd = 1.0 / std::sqrt(double(running_var[c]) + a.eps);

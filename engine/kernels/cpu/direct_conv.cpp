@@ -2,8 +2,8 @@
 // at 32x32) computed directly, without GEMM: im2col makes it a GEMM 3 rows high, which BLAS runs
 // at ~10 GFLOP/s after writing a column matrix 9x the size of the input.
 // Each input plane is copied into a zero-padded plane of row length Wp = W + 2 pad_w; the outputs
-// are computed on the same Wp-wide grid (the R-1.. last columns of each row are garbage, dropped
-// at the end), so that a kernel tap (r, s) is one shift by r*Wp + s of the whole plane and every
+// are computed on the same Wp-wide grid (the last S-1 columns of each row are garbage, dropped at
+// the end), so that a kernel tap (r, s) is one shift by r*Wp + s of the whole plane and every
 // inner loop runs over ~P*Wp values, which the compiler vectorises. Forward: per image, up to three
 // taps of a row added per pass over the accumulator. Filter gradient: per input channel, dot
 // products of gy (laid on the same grid, zero in the garbage columns) with the shifted planes, three
