@@ -139,6 +139,7 @@ Tensor mse_loss(const Tensor& a, const Tensor& b);  // mean of squared differenc
 // Row-wise argmax of (B,C) logits on the host; top-k hits for accuracy.
 std::vector<int64_t> argmax_rows(const Tensor& logits);
 // Number of rows whose label is among the k largest logits.
-int64_t topk_correct(const Tensor& logits, const Tensor& labels, int k);
+int64_t topk_correct(const Tensor& logits, const Tensor& labels, int k);  // non-finite rows: misses
+int64_t nonfinite_rows(const Tensor& logits);  // rows holding a NaN or an infinity
 
 }  // namespace dfq

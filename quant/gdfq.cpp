@@ -1,6 +1,8 @@
 // gdfq.cpp — see gdfq.h.
 #include "quant/gdfq.h"
 
+#include "engine/diverged.h"
+
 #include <map>
 #include <stdexcept>
 
@@ -109,6 +111,11 @@ EpochStats GdfqTrainer::train_epoch(const std::function<void(int, const EpochSta
       g_ce = cross_entropy(t.logits, y);
       g_loss = o_.use_bns ? add(g_ce, mul_scalar(t.bns, o_.bns_weight)) : g_ce;
     }
+    auto where = [&](const char* step) {
+      return std::string("GDFQ ") + step + ", epoch " + std::to_string(epoch_ + 1) + " of " + std::to_string(o_.n_epochs) +
+             ", iteration " + std::to_string(it + 1) + " of " + std::to_string(o_.n_iter);
+    };
+    require_finite_loss(g_loss.item(), where("generator step"));
     {
       profile::Phase ph("G backward (through T)");
       opt_g_->zero_grad();
@@ -126,6 +133,7 @@ EpochStats GdfqTrainer::train_epoch(const std::function<void(int, const EpochSta
         profile::Phase ph("Q forward");
         q_loss = gdfq_student_loss(q_->forward(xd), tl, y, o_.kd_temperature, o_.use_kd);
       }
+      require_finite_loss(q_loss.item(), where("student step"));
       {
         profile::Phase ph("Q backward");
         opt_q_->zero_grad();
@@ -137,6 +145,7 @@ EpochStats GdfqTrainer::train_epoch(const std::function<void(int, const EpochSta
       profile::Phase ph("Q forward (warm-up, no grad)");
       NoGradGuard ng;
       q_loss = gdfq_student_loss(q_->forward(xd), tl, y, o_.kd_temperature, o_.use_kd);
+      require_finite_loss(q_loss.item(), where("student forward (warm-up)"));
     }
     const double k = 1.0 / (it + 1);
     st.g_loss += (g_loss.item() - st.g_loss) * k;
@@ -178,9 +187,21 @@ void GdfqTrainer::save_checkpoint(const std::string& path, const std::vector<flo
   std::vector<int64_t> meta = {kCheckpointVersion, epoch_, int64_t(rng_.seed()), int64_t(rng_.offset())};
   for (const auto& a : q_->acts()) meta.push_back(a.updates());
   t.push_back({"meta", Tensor::from_vector_i64(meta, {int64_t(meta.size())})});
+  if (!run_options_.empty()) {
+    const std::vector<uint8_t> opts(run_options_.begin(), run_options_.end());
+    t.push_back({"run_options", Tensor::from_vector_u8(opts, {int64_t(opts.size())})});
+  }
   t.push_back({"extra", Tensor::from_vector(extra.empty() ? std::vector<float>{0.f} : extra,
                                             {int64_t(extra.empty() ? 1 : extra.size())})});
   write_weight_file(path, "gdfq_checkpoint:" + teacher_->arch, teacher_->num_classes, t);
+}
+
+std::string GdfqTrainer::checkpoint_options(const std::string& path) {
+  WeightFile f = WeightFile::open(path);
+  if (!f.find("run_options"))
+    throw std::runtime_error(path + " records no run options (made by an older dfq): it cannot be resumed safely");
+  const std::vector<uint8_t> v = f.get("run_options").to_vector_u8();
+  return std::string(v.begin(), v.end());
 }
 
 std::vector<float> GdfqTrainer::load_checkpoint(const std::string& path) {

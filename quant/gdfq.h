@@ -75,8 +75,13 @@ class GdfqTrainer {
   Tensor sample_grid_images(int per_class, uint64_t seed);
   // Checkpoint: every tensor and counter (G, Q weights and ranges, both optimizers, RNG, epoch),
   // plus `extra` (the caller's record, e.g. the best accuracy so far). Atomic (tmp + rename).
+  // `run_options` (set_run_options) is stored with it: what the caller ran with (method_cli.h
+  // RunOptions), read back by checkpoint_options() to refuse a resume with other settings.
   void save_checkpoint(const std::string& path, const std::vector<float>& extra) const;
   std::vector<float> load_checkpoint(const std::string& path);
+  void set_run_options(std::string text) { run_options_ = std::move(text); }
+  // The run options a checkpoint recorded; throws when it recorded none (an older checkpoint).
+  static std::string checkpoint_options(const std::string& path);
 
  private:
   std::shared_ptr<models::Model> teacher_;
@@ -88,6 +93,7 @@ class GdfqTrainer {
   Device dev_;
   Generator rng_;
   int epoch_ = 0;
+  std::string run_options_;
 };
 
 }  // namespace dfq::quant

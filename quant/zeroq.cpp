@@ -1,6 +1,8 @@
 // zeroq.cpp — see zeroq.h.
 #include "quant/zeroq.h"
 
+#include "engine/diverged.h"
+
 #include <limits>
 #include <stdexcept>
 #include <vector>
@@ -99,9 +101,10 @@ Tensor distill(models::Model& teacher, const ZeroQOptions& o, Device dev,
     for (int it = 0; it < o.iters; ++it) {
       opt.zero_grad();
       Tensor loss = zeroq_loss(teacher, x, o.one_by_one);
+      const float lv = loss.item();
+      require_finite_loss(lv, "ZeroQ distillation, iteration " + std::to_string(it + 1) + " of " + std::to_string(o.iters));
       loss.backward();
       opt.step();
-      const float lv = loss.item();
       sched.step(lv);
       if (on_iter) on_iter(it + 1, lv, opt.lr());
     }

@@ -163,12 +163,12 @@ TEST_CASE("gdfq_main: bad input gets one message and a non-zero exit; a short da
   const std::string tiny = " --n_iter 1 --batch_size 4 --img_size 16 --warmup_epochs 1 --milestones 9 --q_lr 0.01";
   struct Case { std::string args, message; int rc; };
   std::vector<Case> cases = {
-      {"--weights " + (dir / "nope.bin") + tiny + " --out " + (dir / "a"), "nope.bin", 1},
+      {"--weights " + (dir / "nope.bin") + tiny + " --out " + (dir / "a"), "nope.bin", 2},
       {w + tiny + " --bits 3" + " --out " + (dir / "a"), "W/A", 2},
       {w + tiny + " --milestones 5,x" + " --out " + (dir / "a"), "--milestones", 2},
       {w + tiny + " --batch_size 1" + " --out " + (dir / "a"), "--batch_size", 2},
       {w + tiny + " --resume --out " + (dir / "a"), "no checkpoint", 1},
-      {w + tiny + " --dataset mnist --out " + (dir / "a"), "mnist", 1},
+      {w + tiny + " --dataset mnist --out " + (dir / "a"), "mnist", 2},
       {w + tiny + " --ste sideways --out " + (dir / "a"), "--ste", 2},
   };
   for (const Case& c : cases) {
@@ -192,7 +192,9 @@ TEST_CASE("gdfq_main: bad input gets one message and a non-zero exit; a short da
   CHECK(log.find("STE identity") != std::string::npos);
   REQUIRE(dfq::test::run_program(gm, w + tiny + " --n_epochs 1 --ste clip --out " + (dir / "clip"), dir / "log.txt") == 0);
   CHECK(dfq::test::read_text(dir / "log.txt").find("STE clip") != std::string::npos);
-  REQUIRE(dfq::test::run_program(gm, w + tiny + " --n_epochs 1 --out " + (dir / "part"), dir / "log.txt") == 0);
+  REQUIRE(dfq::test::run_program(gm, w + tiny + " --n_epochs 2 --stop_after 1 --out " + (dir / "part"), dir / "log.txt") == 0);
+  CHECK(dfq::test::read_text(dir / "log.txt").find("stopped after epoch 1") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir / "part/quantized.bin"));
   // Without --resume an existing run is not overwritten.
   CHECK(dfq::test::run_program(gm, w + tiny + " --n_epochs 2 --out " + (dir / "part"), dir / "log.txt") == 1);
   CHECK(dfq::test::read_text(dir / "log.txt").find("--resume") != std::string::npos);

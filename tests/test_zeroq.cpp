@@ -201,15 +201,15 @@ TEST_CASE("zeroq_main: bad input gets one message, a non-zero exit and no output
   const std::string outs = " --save " + (dir / "q.bin") + " --json " + (dir / "r.json") + " --out " + (dir / "o");
   struct Case { std::string args, message; int rc; };
   std::vector<Case> cases = {
-      {"--weights " + (dir / "missing.bin") + " --iters 1", "missing.bin", 1},
+      {"--weights " + (dir / "missing.bin") + " --iters 1", "missing.bin", 2},
       {"-a vgg16_bn --weights " + (dir / "r18.bin") + " --iters 1", "not a vgg16_bn", 1},
       {"--weights " + (dir / "r18.bin") + " --bits 4", "W/A", 2},
       {"--weights " + (dir / "r18.bin") + " --bits 4/27", "27 bits", 2},
       {"--weights " + (dir / "r18.bin") + " --iters -3", "--iters", 2},
       {"--weights " + (dir / "r18.bin") + " --batch_size x", "--batch_size", 2},
       {"--weights " + (dir / "r18.bin") + " --bogus 1", "--bogus", 2},
-      {"--weights " + (dir / "r18.bin") + " --iters 1 --dataset imagenet", "imagenet", 1},
-      {"--weights " + (dir / "r18.bin") + " --iters 1 --data " + (dir / "nodir"), "nodir", 1},
+      {"--weights " + (dir / "r18.bin") + " --iters 1 --dataset imagenet", "imagenet", 2},
+      {"--weights " + (dir / "r18.bin") + " --iters 1 --data " + (dir / "nodir"), "nodir", 2},
   };
   // Without a GPU, --device cuda is refused (never a silent CPU run).
   if (!cuda::available()) cases.push_back({"--weights " + (dir / "r18.bin") + " --iters 1 --device cuda", "cuda", 1});

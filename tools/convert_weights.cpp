@@ -61,9 +61,10 @@ int main(int argc, char** argv) {
   std::string out = flags.str("-o", "");
   std::string arch = flags.str("--arch", "");
   bool list = flags.boolean("--list"), verbose = flags.boolean("--verbose");
+  const std::vector<std::string> inputs = flags.positional();
   flags.done();
-  if (flags.positional().size() != 1) flags.fail("expected exactly one input checkpoint");
-  const std::string in = flags.positional()[0];
+  if (inputs.size() != 1) flags.fail("expected exactly one input checkpoint");
+  const std::string in = inputs[0];
   auto t0 = std::chrono::steady_clock::now();
   try {
     PthCheckpoint ck = read_pth(in);

@@ -1,12 +1,14 @@
 // evaluate.cpp — train/evaluate: top-1 / top-5 of a model in dfq's flat weight format on
 // Fashion-MNIST's test set or an ImageNet-style folder, with images per second.
 #include <cstdio>
+#include <filesystem>
 #include <optional>
 #include <fstream>
 
 #include "engine/io/flags.h"
 #include "engine/io/json_out.h"
 #include "models/eval.h"
+#include "quant/method_cli.h"
 #include "quant/qmodel.h"
 
 using namespace dfq;
@@ -23,7 +25,8 @@ static const char* kUsage =
     "  --labels FILE       labels file for a flat folder ('file label' lines or one label per line)\n"
     "  --batch_size N      default 256\n"
     "  --device D          cpu (default) or cuda\n"
-    "  --json PATH         also write {\"top1\": .., \"top5\": .., \"images\": ..}\n";
+    "  --json PATH         also write {\"top1\": .., \"top5\": .., \"images\": .., \"nonfinite\": ..}\n"
+    "Images whose logits hold a NaN or an infinity count as wrong and are reported.\n";
 
 int main(int argc, char** argv) {
   Flags flags(argc, argv, kUsage);
@@ -31,10 +34,13 @@ int main(int argc, char** argv) {
   std::string weights = flags.str("--weights", "");
   std::string dataset = flags.str("--dataset", ""), data = flags.str("--data", ""), labels = flags.str("--labels", "");
   long long batch = flags.integer("--batch_size", 256);
-  std::string device = flags.str("--device", "cpu"), json = flags.str("--json", "");
+  std::string device = flags.choice("--device", "cpu", {"cpu", "cuda"}), json = flags.str("--json", "");
   flags.done();
   if (weights.empty()) flags.fail("--weights FILE is required");
+  if (!std::filesystem::is_regular_file(weights)) flags.fail("--weights " + weights + ": no such file");
   if (batch < 1) flags.fail("--batch_size must be >= 1");
+  if (!json.empty())
+    if (std::string p = quant::output_file_problem(json); !p.empty()) flags.fail("--json " + json + ": " + p);
   try {
     Device dev = models::parse_device(device);
     auto ds = models::open_dataset(dataset, data, labels);
@@ -53,9 +59,14 @@ int main(int argc, char** argv) {
     std::optional<quant::QuantizedModel::CachedWeights> cached;
     if (qm) cached.emplace(*qm);  // each weight quantized once, not once per batch
     models::EvalResult r = models::evaluate(*model, *ds, dev, batch, "evaluate");
-    std::printf("top-1 %.2f %%  top-5 %.2f %%  (%lld images, %.1f images/s, %.1f s)\n", r.top1(), r.top5(),
-                (long long)r.images, r.images_per_s(), r.seconds);
-    if (!json.empty()) JsonReport().num("top1", r.top1()).num("top5", r.top5()).num("images", double(r.images)).write(json);
+    std::printf("%s, %.1f images/s, %.1f s\n", quant::MethodRun::result_str(r).c_str(), r.images_per_s(), r.seconds);
+    if (!json.empty())
+      JsonReport()
+          .num("top1", r.top1())
+          .num("top5", r.top5())
+          .num("images", double(r.images))
+          .num("nonfinite", double(r.nonfinite))
+          .write(json);
   } catch (const std::exception& ex) {
     std::fprintf(stderr, "evaluate: %s\n", ex.what());
     return 1;

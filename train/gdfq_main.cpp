@@ -3,7 +3,6 @@
 // official code does it (../shared/docs/dfq_algorithms.md §3; quant/gdfq.h). Every epoch: an atomic
 // checkpoint that --resume continues from exactly, a CSV line, a progress bar; every few epochs a
 // PNG grid of generated images (one row per class); at the end the report and the quantized model.
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -13,8 +12,8 @@
 #include "engine/io/image.h"
 #include "engine/io/json_out.h"
 #include "engine/io/progress.h"
-#include "models/eval.h"
 #include "quant/gdfq.h"
+#include "quant/method_cli.h"
 
 using namespace dfq;
 namespace fs = std::filesystem;
@@ -51,8 +50,14 @@ static const char* kUsage =
     "  --sample_every N      PNG grid of generated images every N epochs (default 5) and at the end\n"
     "  --out DIR             checkpoint, log.csv, samples, quantized.bin (default runs/gdfq_ARCH_wWaA)\n"
     "  --resume              continue from DIR/checkpoint.bin\n"
-    "  --json PATH           write {fp_top1, final_top1, best_top1, bits, seconds}\n"
-    "  --device D            cpu (default) or cuda\n";
+    "  --stop_after N        stop after epoch N (checkpoint written; --resume continues the same run)\n"
+    "  --save FILE           also write the final quantized model to FILE\n"
+    "  --eval_batch N        evaluation batch size (default 256)\n"
+    "  --json PATH           write {method, arch, bits, seed, fp_top1, final_top1, best_top1, best_epoch, seconds, blas}\n"
+    "  --device D            cpu (default) or cuda\n"
+    "--resume refuses a checkpoint made with other settings (every option that changes what is computed,\n"
+    "and the float model's file). Exit status: 0 done, 1 error, 2 bad flag, 3 training diverged (non-finite\n"
+    "loss; the last epoch's checkpoint is kept).\n";
 
 namespace {
 std::vector<int> parse_int_list(const std::string& s, const Flags& flags, const std::string& name) {
@@ -79,7 +84,9 @@ void trim_csv(const fs::path& csv, int epochs_kept) {
   std::string line, kept;
   bool header = true;
   while (std::getline(in, line)) {
-    if (header || std::stoi(line.substr(0, line.find(','))) < epochs_kept) kept += line + "\n";
+    int epoch = -1;
+    if (!header && std::sscanf(line.c_str(), "%d,", &epoch) != 1) throw std::runtime_error(csv.string() + ": malformed line '" + line + "'");
+    if (header || epoch < epochs_kept) kept += line + "\n";
     header = false;
   }
   write_file_atomic(csv.string(), kept);
@@ -88,9 +95,7 @@ void trim_csv(const fs::path& csv, int epochs_kept) {
 
 int main(int argc, char** argv) {
   Flags flags(argc, argv, kUsage);
-  std::string arch = flags.str("-a", flags.str("--arch", "resnet18"));
-  std::string weights = flags.str("--weights", "");
-  const quant::BitFlags bit_flags(flags, "4/4");
+  quant::MethodCli cli(flags, "GDFQ", "4/4");
   quant::GdfqOptions o;
   o.n_epochs = int(flags.integer("--n_epochs", 400));
   o.n_iter = int(flags.integer("--n_iter", 200));
@@ -98,55 +103,75 @@ int main(int argc, char** argv) {
   o.q_lr = flags.number("--q_lr", 1e-6);
   o.g_lr = flags.number("--g_lr", 1e-3);
   o.warmup_epochs = int(flags.integer("--warmup_epochs", 50));
-  std::string milestones = flags.str("--milestones", "");
+  const std::string milestones = flags.str("--milestones", "");
   o.range_epochs = int(flags.integer("--range_epochs", 4));
   o.bns_weight = float(flags.number("--bns_weight", 0.1));
   o.kd_temperature = float(flags.number("--kd_temperature", 20));
   o.use_bns = !flags.boolean("--no_bns");
   o.use_kd = !flags.boolean("--no_kd");
-  std::string ste = flags.str("--ste", "identity");
-  long long img_size = flags.integer("--img_size", 0), seed = flags.integer("--seed", 0);
-  std::string dataset = flags.str("--dataset", ""), data = flags.str("--data", ""), labels = flags.str("--labels", "");
-  long long eval_every = flags.integer("--eval_every", 1), sample_every = flags.integer("--sample_every", 5);
-  std::string out = flags.str("--out", ""), json = flags.str("--json", ""), device = flags.str("--device", "cpu");
-  bool resume = flags.boolean("--resume");
+  const std::string ste = flags.choice("--ste", "identity", {"identity", "clip"});
+  const long long eval_every = flags.integer("--eval_every", 1), sample_every = flags.integer("--sample_every", 5);
+  const bool resume = flags.boolean("--resume");
+  const long long stop_after = flags.integer("--stop_after", 0);
   flags.done();
-  if (weights.empty()) weights = "weights/" + arch + ".bin";
-  if (o.n_epochs < 1) flags.fail("--n_epochs must be >= 1");
+  cli.validate(flags);
+  if (o.n_epochs < 1 || o.n_epochs > 1000000) flags.fail("--n_epochs must be in 1..1000000");
   if (o.n_iter < 1) flags.fail("--n_iter must be >= 1");
   if (o.batch_size < 2) flags.fail("--batch_size must be >= 2 (the generator uses batch statistics)");
   if (!(o.q_lr >= 0) || !(o.g_lr >= 0)) flags.fail("--q_lr and --g_lr must be >= 0");
-  if (o.warmup_epochs < 0 || o.range_epochs < 0) flags.fail("--warmup_epochs and --range_epochs must be >= 0");
+  if (o.warmup_epochs < 0) flags.fail("--warmup_epochs must be >= 0");
+  if (o.range_epochs < 1)
+    flags.fail("--range_epochs must be >= 1: with 0 no activation range is ever observed and every one stays [0, 0]");
+  if (!(o.bns_weight >= 0)) flags.fail("--bns_weight must be >= 0");
   if (!(o.kd_temperature > 0)) flags.fail("--kd_temperature must be > 0");
   if (eval_every < 1 || sample_every < 1) flags.fail("--eval_every and --sample_every must be >= 1");
-  if (seed < 0) flags.fail("--seed must be >= 0");
-  if (img_size != 0 && (img_size < 8 || img_size % 4)) flags.fail("--img_size must be a multiple of 4, >= 8");
+  if (stop_after < 0) flags.fail("--stop_after must be >= 1 (an epoch)");
   if (!milestones.empty()) o.milestones = parse_int_list(milestones, flags, "--milestones");
-  o.seed = uint64_t(seed);
-  quant::QuantConfig cfg = bit_flags.config(flags);
-  try {
-    cfg.ste = quant::parse_ste(ste);
-  } catch (const std::exception& ex) {
-    flags.fail(std::string("--ste: ") + ex.what());
-  }
-  const std::string bits_str = std::to_string(cfg.wbits) + "/" + std::to_string(cfg.abits);
-  if (out.empty()) out = "runs/gdfq_" + arch + "_w" + std::to_string(cfg.wbits) + "a" + std::to_string(cfg.abits);
+  o.seed = uint64_t(cli.seed);
+  quant::QuantConfig cfg = cli.cfg;
+  cfg.ste = quant::parse_ste(ste);
+  const std::string out = cli.out.empty() ? "runs/gdfq_" + cli.arch + "_w" + std::to_string(cfg.wbits) + "a" +
+                                                std::to_string(cfg.abits)
+                                          : cli.out;
+  if (cli.out.empty())
+    if (std::string p = quant::output_dir_problem(out); !p.empty()) flags.fail("--out " + out + ": " + p);
   const fs::path dir(out), ckpt = dir / "checkpoint.bin", csv = dir / "log.csv";
-  try {
-    auto t0 = std::chrono::steady_clock::now();
-    Device dev = models::parse_device(device);
+  const int isz = cli.image_size();
+  return quant::run_method_main("gdfq_main", [&] {
     if (resume && !fs::exists(ckpt)) throw std::runtime_error("--resume: no checkpoint in " + out);
     if (!resume && fs::exists(ckpt))
       throw std::runtime_error(out + " already holds a run (checkpoint.bin): pass --resume to continue it or choose another --out");
-    std::unique_ptr<Dataset> ds;
-    if (!dataset.empty() || !data.empty()) ds = models::open_dataset(dataset, data, labels);
-    auto teacher = models::load_model(weights, arch, dev);
-    auto student = models::load_model(weights, arch, dev);
-    const int isz = int(img_size ? img_size : (dataset == "fashion-mnist" ? 32 : 224));
+    // Everything that changes what the run computes; --eval_every, --sample_every, --json, --save
+    // and the folder's name may differ on --resume.
+    auto num = [](double v) {
+      char b[32];
+      std::snprintf(b, sizeof b, "%.17g", v);
+      return std::string(b);
+    };
+    std::string ms_str;
+    for (int m : quant::effective_milestones(o)) ms_str += (ms_str.empty() ? "" : ",") + std::to_string(m);
+    const quant::RunOptions run_options = {
+        {"-a", cli.arch}, {"--weights (FNV-1a of the file)", quant::file_fingerprint(cli.weights)},
+        {"--bits", cli.bits_str()}, {"-qb", std::to_string(cfg.bias_bits)},
+        {"--first_last_8", cfg.first_last_bits ? "on" : "off"}, {"--ste", ste},
+        {"--n_epochs", std::to_string(o.n_epochs)}, {"--n_iter", std::to_string(o.n_iter)},
+        {"--batch_size", std::to_string(o.batch_size)}, {"--q_lr", num(o.q_lr)}, {"--g_lr", num(o.g_lr)},
+        {"--warmup_epochs", std::to_string(o.warmup_epochs)}, {"--milestones", ms_str},
+        {"--range_epochs", std::to_string(o.range_epochs)}, {"--bns_weight", num(o.bns_weight)},
+        {"--kd_temperature", num(o.kd_temperature)}, {"--no_bns", o.use_bns ? "off" : "on"},
+        {"--no_kd", o.use_kd ? "off" : "on"}, {"--img_size", std::to_string(isz)}, {"--seed", std::to_string(cli.seed)},
+        {"--device", cli.device}, {"evaluation data", cli.has_data() ? cli.data_str() : "none"}};
+    if (resume) quant::require_same_options(quant::decode_options(quant::GdfqTrainer::checkpoint_options(ckpt.string())),
+                                            run_options, ckpt.string());
+    quant::MethodRun run(cli);
+    const Device dev = run.device();
+    auto teacher = run.load_model();
+    auto student = run.load_model();
     quant::GdfqTrainer tr(teacher, student, cfg, o, dev, isz);
+    tr.set_run_options(quant::encode_options(run_options));
     fs::create_directories(dir);
     std::vector<int> ms = quant::effective_milestones(o);
-    std::printf("GDFQ %s (%d classes) from %s on %s; %s\n", arch.c_str(), teacher->num_classes, weights.c_str(),
+    std::printf("GDFQ %s (%d classes) from %s on %s; %s\n", cli.arch.c_str(), teacher->num_classes, cli.weights.c_str(),
                 device_name(dev), tr.qmodel().config().str().c_str());
     std::printf("%d epochs x %d iterations, batch %d, generator %dx%d; G Adam lr %g, Q SGD lr %g from epoch %d; "
                 "x0.1 at epochs", o.n_epochs, o.n_iter, o.batch_size, isz, isz, o.g_lr, o.q_lr, o.warmup_epochs);
@@ -160,16 +185,15 @@ int main(int argc, char** argv) {
       trim_csv(csv, tr.epoch());
       std::printf("resumed from %s at epoch %d\n", ckpt.string().c_str(), tr.epoch());
     } else {
-      write_file_atomic(csv.string(), "epoch,g_loss,g_ce,bns,q_loss,g_lr,q_lr,q_trained,ranges_observed,top1,top5,seconds\n");
+      write_file_atomic(csv.string(), "epoch,g_loss,g_ce,bns,q_loss,g_lr,q_lr,q_trained,ranges_observed,top1,top5,nonfinite,seconds\n");
     }
     const double secs_before = rec[8];
-    if (ds && rec[0] < 0) {
-      models::EvalResult fp = models::evaluate(*teacher, *ds, dev, 256, "float model");
+    if (run.data() && rec[0] < 0) {
+      models::EvalResult fp = run.evaluate_float(*teacher);
       rec[0] = float(fp.top1());
       rec[1] = float(fp.top5());
-      std::printf("float model: top-1 %.2f %%  top-5 %.2f %%\n", fp.top1(), fp.top5());
     }
-    auto elapsed = [&] { return secs_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+    auto elapsed = [&] { return secs_before + run.seconds(); };
     auto sample = [&](const std::string& name) {
       save_png((dir / name).string(), image_grid(tr.sample_grid_images(8, 777), 8, isz < 64 ? 2 : 1));
     };
@@ -183,30 +207,28 @@ int main(int argc, char** argv) {
       });
       bar.finish();
       double top1 = -1, top5 = -1;
+      long long nonfinite = -1;
       const bool last = e + 1 == o.n_epochs;
-      if (ds && (last || (st.q_trained && (e - o.warmup_epochs) % eval_every == 0) || e == o.warmup_epochs - 1)) {
-        models::EvalResult r;
-        {
-          auto cached = tr.qmodel().cache_weights();  // quantized once, not once per batch
-          r = models::evaluate(tr.qmodel().model(), *ds, dev, 256, "quantized model");
-        }
+      if (run.data() && (last || (st.q_trained && (e - o.warmup_epochs) % eval_every == 0) || e == o.warmup_epochs - 1)) {
+        models::EvalResult r = run.evaluate_quantized(tr.qmodel());
         top1 = r.top1();
         top5 = r.top5();
+        nonfinite = r.nonfinite;
         rec[6] = float(top1), rec[7] = float(top5), rec[5] = float(e);
-        if (top1 > rec[2]) rec[2] = float(top1), rec[3] = float(top5), rec[4] = float(e);
+        // An epoch whose model gives a NaN or Inf on any test image is never the best one.
+        if (r.nonfinite == 0 && top1 > rec[2]) rec[2] = float(top1), rec[3] = float(top5), rec[4] = float(e);
       }
       rec[8] = float(elapsed());
       char line[512];
-      std::snprintf(line, sizeof line, "%d,%.6f,%.6f,%.6f,%.6f,%.3g,%.3g,%d,%d,%s,%s,%.1f\n", e, st.g_loss, st.g_ce, st.bns,
+      std::snprintf(line, sizeof line, "%d,%.6f,%.6f,%.6f,%.6f,%.3g,%.3g,%d,%d,%s,%s,%s,%.1f\n", e, st.g_loss, st.g_ce, st.bns,
                     st.q_loss, st.g_lr, st.q_lr, st.q_trained ? 1 : 0, st.ranges_observed ? 1 : 0,
-                    top1 >= 0 ? std::to_string(top1).c_str() : "", top5 >= 0 ? std::to_string(top5).c_str() : "", rec[8]);
-      {
-        std::ofstream f(csv, std::ios::app);
-        f << line;
-      }
+                    top1 >= 0 ? std::to_string(top1).c_str() : "", top5 >= 0 ? std::to_string(top5).c_str() : "",
+                    nonfinite >= 0 ? std::to_string(nonfinite).c_str() : "", rec[8]);
+      append_file(csv.string(), line);
       std::printf("epoch %d/%d: G %.4f (CE %.4f, BNS %.4f)  Q %.4f%s%s", e + 1, o.n_epochs, st.g_loss, st.g_ce, st.bns,
                   st.q_loss, st.q_trained ? "" : " (warm-up: Q not updated)", st.ranges_observed ? " [ranges observed]" : "");
       if (top1 >= 0) std::printf("  test top-1 %.2f %% top-5 %.2f %%", top1, top5);
+      if (nonfinite > 0) std::printf(" (%lld non-finite: not eligible as best)", nonfinite);
       std::printf("  [%s]\n", format_duration(rec[8]).c_str());
       if (st.ranges_observed && (e + 1 == o.range_epochs || last) && !tr.qmodel().acts().empty() &&
           tr.qmodel().acts()[0].updates() < 200)
@@ -217,29 +239,32 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
       if ((e + 1) % sample_every == 0 || last) sample("samples_epoch" + std::to_string(e + 1) + ".png");
       tr.save_checkpoint(ckpt.string(), rec);
+      if (stop_after && tr.epoch() >= stop_after && tr.epoch() < o.n_epochs) {
+        std::printf("stopped after epoch %d of %d (--stop_after): continue with --resume\n", tr.epoch(), o.n_epochs);
+        return;
+      }
     }
     const fs::path qpath = dir / "quantized.bin";
     tr.qmodel().save(qpath.string());
+    run.save(tr.qmodel());
     const double secs = elapsed();
-    std::printf("\n== GDFQ %s W%dA%d, %d epochs, %s\n", arch.c_str(), cfg.wbits, cfg.abits, o.n_epochs,
+    std::printf("\n== GDFQ %s W%dA%d, %d epochs, %s\n", cli.arch.c_str(), cfg.wbits, cfg.abits, o.n_epochs,
                 format_duration(secs).c_str());
-    if (ds) {
+    if (run.data()) {
       std::printf("float model:                  top-1 %.2f %%  top-5 %.2f %%\n", rec[0], rec[1]);
       std::printf("quantized, final epoch (%d):  top-1 %.2f %%  top-5 %.2f %%\n", int(rec[5]) + 1, rec[6], rec[7]);
-      std::printf("quantized, best epoch (%d):   top-1 %.2f %%  top-5 %.2f %%  (selected on the test set, as the official code reports)\n",
-                  int(rec[4]) + 1, rec[2], rec[3]);
+      if (rec[4] >= 0)
+        std::printf("quantized, best epoch (%d):   top-1 %.2f %%  top-5 %.2f %%  (selected on the test set, as the official code reports)\n",
+                    int(rec[4]) + 1, rec[2], rec[3]);
+      else
+        std::printf("quantized, best epoch: none (every evaluated epoch gave non-finite logits)\n");
+      run.json().num("fp_top1", rec[0]).num("fp_top5", rec[1]).num("final_top1", rec[6]).num("final_top5", rec[7]);
+      if (rec[4] >= 0) run.json().num("best_top1", rec[2]).num("best_epoch", rec[4] + 1);
     } else {
       std::printf("no --dataset / --data given: trained data-free, nothing was evaluated\n");
     }
     std::printf("quantized model (final epoch): %s; log %s; samples in %s\n", qpath.string().c_str(), csv.string().c_str(), out.c_str());
-    if (!json.empty()) {
-      JsonReport j;
-      if (ds) j.num("fp_top1", rec[0]).num("final_top1", rec[6]).num("best_top1", rec[2]).num("best_epoch", rec[4] + 1);
-      j.str("bits", bits_str).num("seconds", secs).write(json);
-    }
-  } catch (const std::exception& ex) {
-    std::fprintf(stderr, "gdfq_main: %s\n", ex.what());
-    return 1;
-  }
-  return 0;
+    run.json().num("seconds", secs).num("epochs", o.n_epochs);
+    run.write_json();
+  });
 }

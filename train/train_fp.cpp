@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "engine/diverged.h"
 #include "engine/io/flags.h"
 #include "engine/io/json_out.h"
 #include "engine/io/loader.h"
@@ -15,6 +16,7 @@
 #include "engine/nn/optim.h"
 #include "models/eval.h"
 #include "models/registry.h"
+#include "quant/method_cli.h"
 
 using namespace dfq;
 
@@ -42,18 +44,21 @@ int main(int argc, char** argv) {
   int epochs = static_cast<int>(flags.integer("--epochs", 4));
   int batch = static_cast<int>(flags.integer("--batch_size", 128));
   double lr = flags.number("--lr", 0.1), wd = flags.number("--wd", 5e-4);
-  std::string schedule = flags.str("--schedule", "onecycle");
+  std::string schedule = flags.choice("--schedule", "onecycle", {"onecycle", "cosine"});
   int shift = static_cast<int>(flags.integer("--shift", 2));
   bool no_flip = flags.boolean("--no_flip");
-  uint64_t seed = static_cast<uint64_t>(flags.integer("--seed", 0));
+  const long long seed_flag = flags.integer("--seed", 0);
+  const uint64_t seed = static_cast<uint64_t>(seed_flag);
   int eval_every = static_cast<int>(flags.integer("--eval_every", 1));
-  std::string device = flags.str("--device", "cpu");
+  std::string device = flags.choice("--device", "cpu", {"cpu", "cuda"});
   std::string out = flags.str("--out", "weights/" + arch + "_fmnist.bin"), json = flags.str("--json", "");
   flags.done();
   if (dataset != "fashion-mnist") flags.fail("--dataset fashion-mnist is required (the only training set dfq ships with)");
   if (epochs < 1 || batch < 2 || lr <= 0 || wd < 0 || shift < 0 || eval_every < 1) flags.fail("bad --epochs / --batch_size / --lr / --wd / --shift");
-  if (schedule != "onecycle" && schedule != "cosine") flags.fail("--schedule must be onecycle or cosine");
-  if (!flags.positional().empty()) flags.fail("unexpected argument '" + flags.positional()[0] + "'");
+  if (seed_flag < 0) flags.fail("--seed must be >= 0");
+  if (std::string p = quant::output_file_problem(out); !p.empty()) flags.fail("--out " + out + ": " + p);
+  if (!json.empty())
+    if (std::string p = quant::output_file_problem(json); !p.empty()) flags.fail("--json " + json + ": " + p);
   try {
     Device dev = models::parse_device(device);
     auto model = models::create_model(arch, 10, seed);
@@ -86,8 +91,6 @@ int main(int argc, char** argv) {
     std::printf("train_fp: %s (%lld parameters) on Fashion-MNIST, %d epochs x %lld steps of %d, %s lr %.3g, on %s\n",
                 arch.c_str(), (long long)model->num_parameters(), epochs, (long long)steps_per_epoch, batch,
                 schedule.c_str(), lr, device_name(dev));
-    std::filesystem::path op(out);
-    if (op.has_parent_path()) std::filesystem::create_directories(op.parent_path());
     Generator gen(seed + 1);
     auto t0 = std::chrono::steady_clock::now();
     models::EvalResult r;
@@ -100,6 +103,8 @@ int main(int argc, char** argv) {
       for (Batch b; loader.next(b);) {
         opt.set_lr(static_cast<float>(lr_at(e * steps_per_epoch + b.index)));
         Tensor loss = cross_entropy(model->forward(b.images.to(dev)), b.labels.to(dev));
+        require_finite_loss(loss.item(), "train_fp, epoch " + std::to_string(e + 1) + " of " + std::to_string(epochs) +
+                                             ", step " + std::to_string(b.index + 1) + " of " + std::to_string(steps_per_epoch));
         opt.zero_grad();
         loss.backward();
         opt.step();

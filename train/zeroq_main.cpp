@@ -1,17 +1,15 @@
 // zeroq_main.cpp — train/zeroq_main: ZeroQ (distil one batch from the model's BN statistics,
 // calibrate the activation ranges of the fake-quantized model on it, evaluate), as the official
 // code does it (../shared/docs/dfq_algorithms.md §2; quant/zeroq.h).
-#include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
 #include "engine/io/flags.h"
 #include "engine/io/image.h"
-#include "engine/io/json_out.h"
 #include "engine/io/npy.h"
 #include "engine/io/progress.h"
-#include "models/eval.h"
-#include "quant/qmodel.h"
+#include "quant/method_cli.h"
 #include "quant/zeroq.h"
 
 using namespace dfq;
@@ -37,73 +35,60 @@ static const char* kUsage =
     "  --seed N            distillation seed (default 0)\n"
     "  --zeroq_1x1 MODE    BN layers with 1x1 inputs (layer4 at 32x32), where the official per-image\n"
     "                      std is NaN: batch (default: statistics over the images), mean (mean term\n"
-    "                      only), nan (as the official code: the distillation diverges)\n"
+    "                      only), nan (as the official code: the loss is NaN, and dfq stops with exit 3)\n"
     "  --distilled FILE    reuse a distilled batch (.npy from an earlier --out) instead of distilling\n"
     "  --dataset NAME      fashion-mnist: evaluate on its 10,000 test images\n"
     "  --data DIR          ImageNet-style folder to evaluate on (class sub-folders, or flat + --labels)\n"
     "  --eval_batch N      evaluation batch size (default 256)\n"
     "  --save FILE         write the quantized model (weights, ranges, bits) for train/evaluate\n"
     "  --out DIR           write the distilled batch (distilled.npy) and a PNG grid of it\n"
-    "  --json PATH         write {fp_top1, fp_top5, q_top1, q_top5, bits, seconds}\n"
-    "  --device D          cpu (default) or cuda\n";
+    "  --json PATH         write {method, arch, bits, seed, fp_top1, fp_top5, q_top1, q_top5, q_nonfinite,\n"
+    "                      seconds, blas}\n"
+    "  --device D          cpu (default) or cuda\n"
+    "Output paths are checked before any work. Exit status: 0 done, 1 error, 2 bad flag, 3 the\n"
+    "distillation diverged (non-finite loss).\n";
 
 int main(int argc, char** argv) {
   Flags flags(argc, argv, kUsage);
-  std::string arch = flags.str("-a", flags.str("--arch", "resnet18"));
-  std::string weights = flags.str("--weights", "");
-  const quant::BitFlags bit_flags(flags, "8/8");
-  bool fold_bn = flags.boolean("--fold_bn");
-  long long batch = flags.integer("--batch_size", 32), iters = flags.integer("--iters", 500);
-  double lr = flags.number("--lr", 0.5);
-  long long img_size = flags.integer("--img_size", 0), seed = flags.integer("--seed", 0);
-  std::string dataset = flags.str("--dataset", ""), data = flags.str("--data", ""), labels = flags.str("--labels", "");
-  long long eval_batch = flags.integer("--eval_batch", 256);
-  std::string distilled_npy = flags.str("--distilled", "");
-  std::string one_by_one = flags.str("--zeroq_1x1", "batch");
-  std::string save = flags.str("--save", ""), out = flags.str("--out", ""), json = flags.str("--json", "");
-  std::string device = flags.str("--device", "cpu");
+  quant::MethodCli cli(flags, "ZeroQ", "8/8");
+  const bool fold_bn = flags.boolean("--fold_bn");
+  const long long batch = flags.integer("--batch_size", 32), iters = flags.integer("--iters", 500);
+  const double lr = flags.number("--lr", 0.5);
+  const std::string distilled_npy = flags.str("--distilled", "");
+  const std::string one_by_one = flags.choice("--zeroq_1x1", "batch", {"batch", "mean", "nan"});
   flags.done();
-  if (weights.empty()) weights = "weights/" + arch + ".bin";
+  cli.validate(flags);
   if (batch < 1) flags.fail("--batch_size must be >= 1");
   if (iters < 0) flags.fail("--iters must be >= 0");
-  if (eval_batch < 1) flags.fail("--eval_batch must be >= 1");
-  if (img_size != 0 && img_size < 8) flags.fail("--img_size must be >= 8");
-  if (seed < 0) flags.fail("--seed must be >= 0");
   if (!(lr > 0)) flags.fail("--lr must be > 0");
-  quant::QuantConfig cfg = bit_flags.config(flags);
+  if (!distilled_npy.empty() && !std::filesystem::is_regular_file(distilled_npy))
+    flags.fail("--distilled " + distilled_npy + ": no such file");
+  quant::QuantConfig cfg = cli.cfg;
   cfg.fold_bn = fold_bn;
   cfg.observer = quant::Observer::MinMax;
   cfg.ste = quant::Ste::Identity;
-  const bool have_data = !dataset.empty() || !data.empty();
-  try {
-    auto t0 = std::chrono::steady_clock::now();
-    Device dev = models::parse_device(device);
-    std::unique_ptr<Dataset> ds;
-    if (have_data) ds = models::open_dataset(dataset, data, labels);
-    if (!out.empty()) std::filesystem::create_directories(out);
-    auto model = models::load_model(weights, arch, dev);
+  quant::ZeroQOptions zo;
+  zo.batch_size = int(batch);
+  zo.iters = int(iters);
+  zo.lr = lr;
+  zo.seed = uint64_t(cli.seed);
+  zo.one_by_one = one_by_one == "batch" ? quant::OneByOne::BatchStats
+                  : one_by_one == "mean" ? quant::OneByOne::MeanOnly
+                                         : quant::OneByOne::Nan;
+  zo.img_size = cli.image_size();
+  return quant::run_method_main("zeroq_main", [&] {
+    quant::MethodRun run(cli);
+    const Device dev = run.device();
+    auto model = run.load_model();
     std::printf("%s (%d classes) from %s, on %s; quantization %s\n", model->arch.c_str(), model->num_classes,
-                weights.c_str(), device_name(dev), cfg.str().c_str());
-    models::EvalResult fp;
-    if (ds) {
-      fp = models::evaluate(*model, *ds, dev, eval_batch, "float model");
-      std::printf("float model:     top-1 %.2f %%  top-5 %.2f %%\n", fp.top1(), fp.top5());
-    }
-    quant::ZeroQOptions zo;
-    zo.batch_size = int(batch);
-    zo.iters = int(iters);
-    zo.lr = lr;
-    zo.seed = uint64_t(seed);
-    if (one_by_one == "batch") zo.one_by_one = quant::OneByOne::BatchStats;
-    else if (one_by_one == "mean") zo.one_by_one = quant::OneByOne::MeanOnly;
-    else if (one_by_one == "nan") zo.one_by_one = quant::OneByOne::Nan;
-    else throw std::invalid_argument("--zeroq_1x1: unknown mode '" + one_by_one + "' (batch, mean, nan)");
-    zo.img_size = int(img_size ? img_size : (dataset == "fashion-mnist" ? 32 : 224));
+                cli.weights.c_str(), device_name(dev), cfg.str().c_str());
+    if (run.data()) run.evaluate_float(*model);
     Tensor distilled;
     if (!distilled_npy.empty()) {
       distilled = load_npy(distilled_npy);
       if (distilled.dtype() != DType::F32 || distilled.dim() != 4 || distilled.size(1) != 3 || distilled.size(0) < 1)
         throw std::runtime_error(distilled_npy + ": expected a float32 (N,3,H,W) batch, got " + distilled.str());
+      if (!std::isfinite(sum(distilled).item())) throw std::runtime_error(distilled_npy + ": holds NaN or infinite values");
       distilled = distilled.to(dev);
       std::printf("distilled batch from %s: %s\n", distilled_npy.c_str(), shape_str(distilled.shape()).c_str());
     } else {
@@ -121,36 +106,14 @@ int main(int argc, char** argv) {
     }
     quant::QuantizedModel q(model, cfg);
     quant::calibrate(q, distilled);
-    models::EvalResult qr;
-    if (ds) {
-      auto cached = q.cache_weights();  // quantized once, not once per batch
-      qr = models::evaluate(q.model(), *ds, dev, eval_batch, "quantized model");
+    if (run.data()) run.evaluate_quantized(q);
+    if (!cli.out.empty()) {
+      std::filesystem::create_directories(cli.out);
+      save_npy((std::filesystem::path(cli.out) / "distilled.npy").string(), distilled);
+      save_png((std::filesystem::path(cli.out) / "distilled.png").string(), image_grid(distilled, 8, zo.img_size < 64 ? 3 : 1));
+      std::printf("distilled batch in %s (distilled.npy, distilled.png)\n", cli.out.c_str());
     }
-    if (!out.empty()) {
-      save_npy((std::filesystem::path(out) / "distilled.npy").string(), distilled);
-      save_png((std::filesystem::path(out) / "distilled.png").string(), image_grid(distilled, 8, zo.img_size < 64 ? 3 : 1));
-    }
-    if (!save.empty()) q.save(save);
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const std::string bits_str = std::to_string(cfg.wbits) + "/" + std::to_string(cfg.abits);
-    if (ds) {
-      std::printf("float model:     top-1 %.2f %%  top-5 %.2f %%\n", fp.top1(), fp.top5());
-      std::printf("ZeroQ W%dA%d:     top-1 %.2f %%  top-5 %.2f %%  (%lld images)\n", cfg.wbits, cfg.abits, qr.top1(),
-                  qr.top5(), (long long)qr.images);
-    } else {
-      std::printf("no --dataset / --data given: nothing was evaluated\n");
-    }
-    if (!save.empty()) std::printf("quantized model saved to %s\n", save.c_str());
-    if (!out.empty()) std::printf("distilled batch in %s (distilled.npy, distilled.png)\n", out.c_str());
-    std::printf("wall time %s\n", format_duration(secs).c_str());
-    if (!json.empty()) {
-      JsonReport j;
-      if (ds) j.num("fp_top1", fp.top1()).num("fp_top5", fp.top5()).num("q_top1", qr.top1()).num("q_top5", qr.top5());
-      j.str("bits", bits_str).num("seconds", secs).write(json);
-    }
-  } catch (const std::exception& ex) {
-    std::fprintf(stderr, "zeroq_main: %s\n", ex.what());
-    return 1;
-  }
-  return 0;
+    run.save(q);
+    run.finish("ZeroQ W" + std::to_string(cfg.wbits) + "A" + std::to_string(cfg.abits));
+  });
 }

@@ -73,6 +73,16 @@ bool is_image_file(const std::string& name) {
 }
 
 // ---- ImageFolderDataset --------------------------------------------------------------------------
+int64_t Dataset::num_classes() const {
+  int64_t n = 0;
+  for (int64_t i = 0; i < size(); ++i) n = std::max(n, label(i) + 1);
+  return n;
+}
+
+int64_t ImageFolderDataset::num_classes() const {
+  return classes_.empty() ? Dataset::num_classes() : std::max<int64_t>(int64_t(classes_.size()), Dataset::num_classes());
+}
+
 ImageFolderDataset ImageFolderDataset::from_class_folders(const std::string& root, EvalTransform tf) {
   require_dir(root, "image folder");
   ImageFolderDataset ds;

@@ -28,6 +28,9 @@ class Dataset {
   virtual int64_t size() const = 0;
   virtual Shape item_shape() const = 0;  // one item, e.g. {3, 224, 224}
   virtual int64_t label(int64_t index) const = 0;
+  // Classes the labels name: the class folders (or names) when the dataset has them, else the
+  // largest label + 1. A model must have at least this many outputs (models::check_labels).
+  virtual int64_t num_classes() const;
   // Writes item `index` (numel(item_shape()) floats) to out and returns its label. Thread-safe.
   virtual int64_t get(int64_t index, float* out) const = 0;
   // Called once before each pass (by DataLoader::start_epoch). gen may be null when the dataset
@@ -67,6 +70,7 @@ class ImageFolderDataset : public Dataset {
   int64_t label(int64_t index) const override { return samples_.at(index).label; }
   int64_t get(int64_t index, float* out) const override;
 
+  int64_t num_classes() const override;
   const std::vector<ImageSample>& samples() const { return samples_; }
   const std::vector<std::string>& classes() const { return classes_; }  // empty when labels are indices
   const EvalTransform& transform() const { return tf_; }
@@ -91,6 +95,7 @@ class FashionMnistDataset : public Dataset {
   int64_t size() const override { return n_; }
   Shape item_shape() const override { return {3, 32, 32}; }
   int64_t label(int64_t index) const override;
+  int64_t num_classes() const override { return 10; }
   int64_t get(int64_t index, float* out) const override;
   // With augmentation: draws a flip and a shift per item from gen (required then).
   void begin_epoch(Generator* gen) override;

@@ -1,40 +1,47 @@
 // flags.cpp — see flags.h.
 #include "engine/io/flags.h"
 
-#include <cstdio>
+#include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 
 namespace dfq {
 
-Flags::Flags(int argc, char** argv, std::string usage) : prog_(argc ? argv[0] : "dfq"), usage_(std::move(usage)) {
+namespace {
+// "-x", "--name" and "--name=v" are flags; "-3", "-.5" and "-" are values.
+bool looks_like_flag(const std::string& a) {
+  return a.size() > 1 && a[0] == '-' && !(std::isdigit(static_cast<unsigned char>(a[1])) || a[1] == '.');
+}
+}  // namespace
+
+Flags::Flags(int argc, char** argv, std::string usage)
+    : prog_(argc ? std::filesystem::path(argv[0]).filename().string() : "dfq"), usage_(std::move(usage)) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "-h" || a == "--help") {
       std::printf("%s", usage_.c_str());
       std::exit(0);
     }
-    if (a.size() > 1 && a[0] == '-' && !(a.size() > 1 && (std::isdigit(static_cast<unsigned char>(a[1])) || a[1] == '.'))) {
-      std::string name = a, value;
-      size_t eq = a.find('=');
-      bool has_value = false;
-      if (eq != std::string::npos) {
-        name = a.substr(0, eq);
-        value = a.substr(eq + 1);
-        has_value = true;
-      } else if (i + 1 < argc) {
-        std::string next = argv[i + 1];
-        bool next_is_flag = next.size() > 1 && next[0] == '-' && !(std::isdigit(static_cast<unsigned char>(next[1])) || next[1] == '.');
-        if (!next_is_flag) {
-          value = next;
-          has_value = true;
-          ++i;
-        }
-      }
-      values_[name] = has_value ? value : std::string("\x01");  // \x01 marks "no value given"
-    } else {
-      positional_.push_back(a);
+    if (!looks_like_flag(a)) {
+      positional_.push_back({i, a});
+      continue;
     }
+    Value v;
+    std::string name = a;
+    if (size_t eq = a.find('='); eq != std::string::npos) {
+      name = a.substr(0, eq);
+      v.text = a.substr(eq + 1);
+      v.given = v.attached = true;
+    } else if (i + 1 < argc && !looks_like_flag(argv[i + 1])) {
+      v.text = argv[i + 1];
+      v.given = true;
+      v.next_index = ++i;
+    }
+    values_[name] = v;  // given twice: the last one counts (scripts append the user's flags)
   }
 }
 
@@ -47,15 +54,16 @@ std::string Flags::str(const std::string& name, const std::string& def) {
   used_[name] = true;
   auto it = values_.find(name);
   if (it == values_.end()) return def;
-  if (it->second == "\x01") fail("flag " + name + " needs a value");
-  return it->second;
+  if (!it->second.given) fail("flag " + name + " needs a value");
+  return it->second.text;
 }
 long long Flags::integer(const std::string& name, long long def) {
   std::string v = str(name, "");
   if (!values_.count(name)) return def;
   char* end = nullptr;
+  errno = 0;
   long long x = std::strtoll(v.c_str(), &end, 10);
-  if (v.empty() || *end) fail("flag " + name + " expects an integer, got '" + v + "'");
+  if (v.empty() || *end || errno == ERANGE) fail("flag " + name + " expects an integer, got '" + v + "'");
   return x;
 }
 double Flags::number(const std::string& name, double def) {
@@ -64,22 +72,51 @@ double Flags::number(const std::string& name, double def) {
   char* end = nullptr;
   double x = std::strtod(v.c_str(), &end);
   if (v.empty() || *end) fail("flag " + name + " expects a number, got '" + v + "'");
+  if (!std::isfinite(x)) fail("flag " + name + " expects a finite number, got '" + v + "'");
   return x;
+}
+std::string Flags::choice(const std::string& name, const std::string& def, const std::vector<std::string>& choices) {
+  std::string v = str(name, def);
+  if (std::find(choices.begin(), choices.end(), v) != choices.end()) return v;
+  std::string list;
+  for (const auto& c : choices) list += (list.empty() ? "" : ", ") + c;
+  fail("flag " + name + " must be one of " + list + ", got '" + v + "'");
 }
 bool Flags::boolean(const std::string& name) {
   used_[name] = true;
   auto it = values_.find(name);
   if (it == values_.end()) return false;
-  if (it->second != "\x01") {
-    // "--flag value": the value was a positional argument after all
-    positional_.push_back(it->second);
-    it->second = "\x01";
+  Value& v = it->second;
+  if (v.attached) {
+    std::string t = v.text;
+    for (char& c : t) c = char(std::tolower(static_cast<unsigned char>(c)));
+    if (t == "true" || t == "1" || t == "yes") return true;
+    if (t == "false" || t == "0" || t == "no") return false;
+    fail("switch " + name + " takes no value (or =true / =false), got '" + v.text + "'");
+  }
+  if (v.given) {  // "--switch word": the word was a positional argument after all
+    positional_.push_back({v.next_index, v.text});
+    std::sort(positional_.begin(), positional_.end());
+    swallowed_.push_back({name, v.text});
+    v.given = false;
   }
   return true;
+}
+std::vector<std::string> Flags::positional() {
+  positional_read_ = true;
+  std::vector<std::string> out;
+  for (const auto& [i, s] : positional_) out.push_back(s);
+  return out;
 }
 void Flags::done() {
   for (auto& [name, v] : values_)
     if (!used_.count(name)) fail("unknown flag " + name);
+  if (positional_read_ || positional_.empty()) return;
+  const std::string& word = positional_.front().second;
+  for (const auto& [sw, w] : swallowed_)
+    if (w == word)
+      fail("unexpected argument '" + word + "' after " + sw + ": a switch takes no value (write " + sw + "=false to turn it off)");
+  fail("unexpected argument '" + word + "'");
 }
 
 }  // namespace dfq

@@ -60,13 +60,18 @@ ImageU8 load_image_rgb(const std::string& path) {
 void save_png(const std::string& path, const ImageU8& img) {
   if (img.h <= 0 || img.w <= 0 || static_cast<int64_t>(img.data.size()) != img.h * img.w * 3)
     throw std::runtime_error("dfq: save_png " + path + ": malformed image");
-  std::string tmp = path + ".tmp";
-  if (!stbi_write_png(tmp.c_str(), static_cast<int>(img.w), static_cast<int>(img.h), 3, img.data.data(),
-                      static_cast<int>(img.w * 3))) {
-    std::remove(tmp.c_str());
-    throw std::runtime_error("dfq: cannot write PNG " + path);
+  // Encoded in memory, then written through write_file_atomic: stbi_write_png's own file path
+  // ignores fwrite / fclose errors, so a full disk would leave a truncated PNG and no error.
+  std::string png;
+  auto sink = [](void* ctx, void* data, int size) { static_cast<std::string*>(ctx)->append(static_cast<char*>(data), size); };
+  if (!stbi_write_png_to_func(sink, &png, static_cast<int>(img.w), static_cast<int>(img.h), 3, img.data.data(),
+                              static_cast<int>(img.w * 3)))
+    throw std::runtime_error("dfq: cannot encode PNG " + path);
+  try {
+    write_file_atomic(path, png);
+  } catch (const std::exception& ex) {
+    throw std::runtime_error(std::string("dfq: ") + ex.what());
   }
-  rename_into_place(tmp, path);
 }
 
 ImageU8 image_grid(const Tensor& x_in, int64_t cols, int scale) {

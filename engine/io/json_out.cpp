@@ -1,7 +1,11 @@
 // json_out.cpp — see json_out.h.
 #include "engine/io/json_out.h"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -48,14 +52,27 @@ void write_file_atomic(const std::string& path, const std::string& content) {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     if (!f) throw std::runtime_error("cannot write " + path);
     f << content;
-    f.flush();
-    if (!f) {
-      f.close();
+    f.close();  // flushes: a full disk shows here, not in the destructor
+    if (f.fail()) {
       std::remove(tmp.c_str());
-      throw std::runtime_error("cannot write " + path);
+      throw std::runtime_error("cannot write " + path + " (disk full or not writable)");
     }
   }
   rename_into_place(tmp, path);
+}
+
+void append_file(const std::string& path, const std::string& line) {
+  std::FILE* f = std::fopen(path.c_str(), "ab");
+  if (!f) throw std::runtime_error("cannot append to " + path + ": " + std::strerror(errno));
+  const long before = std::ftell(f);
+  bool ok = std::fwrite(line.data(), 1, line.size(), f) == line.size();
+  ok = std::fflush(f) == 0 && ok;
+  const int err = errno;
+  if (!ok && before >= 0) {  // no torn line left behind: cut the file back to where it was
+    if (ftruncate(fileno(f), before) != 0) { /* the error below is what the user needs */ }
+  }
+  ok = std::fclose(f) == 0 && ok;
+  if (!ok) throw std::runtime_error("cannot append to " + path + ": " + std::strerror(err ? err : EIO));
 }
 
 void rename_into_place(const std::string& tmp, const std::string& path) {

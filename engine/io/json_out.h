@@ -20,6 +20,9 @@ class JsonReport {
 
 // Writes content to path through path.tmp + rename; throws naming the path.
 void write_file_atomic(const std::string& path, const std::string& content);
+// Appends line to path (created if missing), checking the write and the flush; on failure the file
+// is cut back to its old length (no torn line) and it throws naming the path.
+void append_file(const std::string& path, const std::string& line);
 // Renames a finished temporary file over path; on failure removes tmp and throws naming path.
 void rename_into_place(const std::string& tmp, const std::string& path);
 

@@ -111,10 +111,10 @@ void save_npy(const std::string& path, const Tensor& t_in) {
     f.write(reinterpret_cast<char*>(len), 2);
     f.write(header.data(), header.size());
     if (t.numel()) f.write(static_cast<const char*>(t.raw_data()), t.numel() * dtype_size(t.dtype()));
-    if (!f) {
-      f.close();
+    f.close();  // flushes: a full disk shows here, not in the destructor
+    if (f.fail()) {
       std::remove(tmp.c_str());
-      throw std::runtime_error("dfq: error writing " + tmp);
+      throw std::runtime_error("dfq: cannot write " + path + " (disk full or not writable)");
     }
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {

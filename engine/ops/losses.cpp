@@ -1,7 +1,9 @@
 // losses.cpp — softmax / log_softmax over the last dimension, nll and cross-entropy (mean),
 // kl_div with PyTorch's reductions, mse_loss, and host-side accuracy helpers.
 #include <algorithm>
+#include <cmath>
 #include <numeric>
+#include <string>
 #include <stdexcept>
 
 #include "engine/dispatch.h"
@@ -109,16 +111,36 @@ int64_t topk_correct(const Tensor& logits, const Tensor& labels, int k) {
   check_dim(logits, 2, "topk_correct");
   std::vector<float> v = logits.to_vector();
   std::vector<int64_t> l = labels.to_vector_i64();
-  int64_t rows = logits.size(0), cols = logits.size(1), hits = 0;
+  const int64_t rows = logits.size(0), cols = logits.size(1);
+  if (static_cast<int64_t>(l.size()) != rows)
+    throw std::invalid_argument("topk_correct: " + std::to_string(l.size()) + " labels for " + std::to_string(rows) + " rows");
+  int64_t hits = 0;
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = v.data() + r * cols;
-    float target = row[l[r]];
+    if (l[r] < 0 || l[r] >= cols)
+      throw std::invalid_argument("topk_correct: label " + std::to_string(l[r]) + " outside the " + std::to_string(cols) +
+                                  " classes of the logits");
+    // A row with a NaN or an infinity is wrong, never a hit: NaN compares false with everything,
+    // so such a row would otherwise rank its label first.
+    if (!std::all_of(row, row + cols, [](float x) { return std::isfinite(x); })) continue;
+    const float target = row[l[r]];
     int64_t greater = 0;  // classes ranked strictly above the label (ties go to the lower index, as torch.topk)
     for (int64_t c = 0; c < cols; ++c)
       if (row[c] > target || (row[c] == target && c < l[r])) ++greater;
     if (greater < k) ++hits;
   }
   return hits;
+}
+
+int64_t nonfinite_rows(const Tensor& logits) {
+  check_float(logits, "nonfinite_rows");
+  check_dim(logits, 2, "nonfinite_rows");
+  std::vector<float> v = logits.to_vector();
+  const int64_t rows = logits.size(0), cols = logits.size(1);
+  int64_t n = 0;
+  for (int64_t r = 0; r < rows; ++r)
+    n += !std::all_of(v.data() + r * cols, v.data() + (r + 1) * cols, [](float x) { return std::isfinite(x); });
+  return n;
 }
 
 }  // namespace dfq

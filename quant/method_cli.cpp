@@ -1,0 +1,235 @@
+// method_cli.cpp — see method_cli.h.
+#include "quant/method_cli.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "engine/blas_info.h"
+#include "engine/diverged.h"
+#include "engine/io/progress.h"
+
+namespace dfq::quant {
+
+namespace fs = std::filesystem;
+
+MethodCli::MethodCli(Flags& flags, std::string method_name, const std::string& default_bits)
+    : method(std::move(method_name)), bit_flags(flags, default_bits) {
+  arch = flags.str("-a", flags.str("--arch", "resnet18"));
+  weights = flags.str("--weights", "");
+  dataset = flags.str("--dataset", "");
+  data = flags.str("--data", "");
+  labels = flags.str("--labels", "");
+  eval_batch = flags.integer("--eval_batch", 256);
+  img_size = flags.integer("--img_size", 0);
+  seed = flags.integer("--seed", 0);
+  save = flags.str("--save", "");
+  out = flags.str("--out", "");
+  json = flags.str("--json", "");
+  device = flags.choice("--device", "cpu", {"cpu", "cuda"});
+}
+
+void MethodCli::validate(const Flags& flags) {
+  cfg = bit_flags.config(flags);
+  if (weights.empty()) weights = "weights/" + arch + ".bin";
+  if (!fs::is_regular_file(weights)) flags.fail("--weights " + weights + ": no such file (convert a .pth with tools/convert_weights)");
+  if (!dataset.empty() && !data.empty()) flags.fail("give either --dataset or --data, not both");
+  if (!dataset.empty() && dataset != "fashion-mnist") flags.fail("unknown --dataset '" + dataset + "' (known: fashion-mnist)");
+  if (!data.empty() && !fs::is_directory(data)) flags.fail("--data " + data + ": not a folder");
+  if (!labels.empty() && data.empty()) flags.fail("--labels needs --data (a flat folder of images)");
+  if (!labels.empty() && !fs::is_regular_file(labels)) flags.fail("--labels " + labels + ": no such file");
+  if (eval_batch < 1) flags.fail("--eval_batch must be >= 1");
+  if (seed < 0) flags.fail("--seed must be >= 0");
+  if (img_size != 0 && (img_size < 8 || img_size % 4)) flags.fail("--img_size must be a multiple of 4, >= 8");
+  for (const auto& [flag, path] : {std::pair<std::string, std::string>{"--save", save}, {"--json", json}})
+    if (!path.empty())
+      if (std::string p = output_file_problem(path); !p.empty()) flags.fail(flag + " " + path + ": " + p);
+  if (!out.empty())
+    if (std::string p = output_dir_problem(out); !p.empty()) flags.fail("--out " + out + ": " + p);
+}
+
+int MethodCli::image_size() const { return int(img_size ? img_size : (dataset == "fashion-mnist" ? 32 : 224)); }
+std::string MethodCli::bits_str() const { return std::to_string(cfg.wbits) + "/" + std::to_string(cfg.abits); }
+std::string MethodCli::data_str() const {
+  if (!dataset.empty()) return dataset;
+  return "--data " + data + (labels.empty() ? "" : " --labels " + labels);
+}
+
+// ---- output paths ----------------------------------------------------------------------------------
+namespace {
+// Creates and removes a probe file in dir; "" or the reason it cannot.
+std::string probe_dir(const fs::path& dir) {
+  const fs::path probe = dir / (".dfq_probe_" + std::to_string(::getpid()));
+  int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+  if (fd < 0) return std::string("cannot create files in ") + dir.string() + " (" + std::strerror(errno) + ")";
+  ::close(fd);
+  ::unlink(probe.c_str());
+  return "";
+}
+}  // namespace
+
+std::string output_file_problem(const std::string& path) {
+  std::error_code ec;
+  const fs::path p(path);
+  if (fs::is_directory(p, ec)) return "is a folder, not a file";
+  const fs::path parent = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  if (!fs::is_directory(parent, ec)) return "folder " + parent.string() + " does not exist";
+  return probe_dir(parent);
+}
+
+std::string output_dir_problem(const std::string& dir) {
+  std::error_code ec;
+  fs::path p = fs::absolute(dir, ec);
+  if (fs::exists(p, ec) && !fs::is_directory(p, ec)) return "exists and is not a folder";
+  while (!fs::exists(p, ec)) {
+    if (!p.has_parent_path() || p.parent_path() == p) return "no existing folder above it";
+    p = p.parent_path();
+  }
+  if (!fs::is_directory(p, ec)) return p.string() + " is not a folder";
+  return probe_dir(p);
+}
+
+std::string file_fingerprint(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw std::runtime_error("cannot read " + path);
+  uint64_t h = 1469598103934665603ull;
+  std::vector<char> buf(1 << 20);
+  while (f) {
+    f.read(buf.data(), std::streamsize(buf.size()));
+    for (std::streamsize i = 0; i < f.gcount(); ++i) h = (h ^ uint8_t(buf[size_t(i)])) * 1099511628211ull;
+  }
+  char s[17];
+  std::snprintf(s, sizeof s, "%016llx", (unsigned long long)h);
+  return s;
+}
+
+// ---- the run ---------------------------------------------------------------------------------------
+MethodRun::MethodRun(const MethodCli& cli) : cli_(cli), t0_(std::chrono::steady_clock::now()) {
+  dev_ = models::parse_device(cli.device);
+  if (cli.has_data()) ds_ = models::open_dataset(cli.dataset, cli.data, cli.labels);
+  json_.str("method", cli.method).str("arch", cli.arch).str("bits", cli.bits_str()).num("seed", double(cli.seed));
+}
+
+std::shared_ptr<models::Model> MethodRun::load_model() {
+  auto model = models::load_model(cli_.weights, cli_.arch, dev_);
+  if (ds_) models::check_labels(*ds_, *model, cli_.data_str());
+  return model;
+}
+
+std::string MethodRun::result_str(const models::EvalResult& r) {
+  char b[160];
+  std::snprintf(b, sizeof b, "top-1 %.2f %%  top-5 %.2f %%  (%lld images", r.top1(), r.top5(), (long long)r.images);
+  std::string s = b;
+  if (r.nonfinite) s += ", " + std::to_string(r.nonfinite) + " with non-finite logits, counted as wrong";
+  return s + ")";
+}
+
+models::EvalResult MethodRun::evaluate_float(models::Model& model) {
+  if (!ds_) throw std::logic_error("evaluate_float without data");
+  fp_ = models::evaluate(model, *ds_, dev_, cli_.eval_batch, "float model");
+  have_fp_ = true;
+  std::printf("float model:     %s\n", result_str(fp_).c_str());
+  std::fflush(stdout);
+  return fp_;
+}
+
+models::EvalResult MethodRun::evaluate_quantized(QuantizedModel& q, const std::string& label) {
+  if (!ds_) throw std::logic_error("evaluate_quantized without data");
+  {
+    auto cached = q.cache_weights();  // each weight quantized once, not once per batch
+    q_ = models::evaluate(q.model(), *ds_, dev_, cli_.eval_batch, label);
+  }
+  have_q_ = true;
+  return q_;
+}
+
+double MethodRun::seconds() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+}
+
+void MethodRun::save(const QuantizedModel& q) {
+  if (cli_.save.empty()) return;
+  q.save(cli_.save);
+  std::printf("quantized model saved to %s\n", cli_.save.c_str());
+}
+
+void MethodRun::finish(const std::string& quantized_label) {
+  const double secs = seconds();
+  if (have_fp_) {
+    std::printf("float model:     %s\n", result_str(fp_).c_str());
+    json_.num("fp_top1", fp_.top1()).num("fp_top5", fp_.top5());
+  }
+  if (have_q_) {
+    std::printf("%s: %s\n", quantized_label.c_str(), result_str(q_).c_str());
+    json_.num("q_top1", q_.top1()).num("q_top5", q_.top5()).num("q_nonfinite", double(q_.nonfinite));
+  }
+  if (!have_fp_ && !have_q_) std::printf("no --dataset / --data given: nothing was evaluated\n");
+  std::printf("wall time %s\n", format_duration(secs).c_str());
+  json_.num("seconds", secs);
+  write_json();
+}
+
+void MethodRun::write_json() {
+  json_.str("blas", blas_description());
+  if (!cli_.json.empty()) json_.write(cli_.json);
+}
+
+int run_method_main(const std::string& prog, const std::function<void()>& body) {
+  try {
+    body();
+  } catch (const Diverged& ex) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "%s: %s\n", prog.c_str(), ex.what());
+    return 3;
+  } catch (const std::exception& ex) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "%s: %s\n", prog.c_str(), ex.what());
+    return 1;
+  }
+  return 0;
+}
+
+// ---- run options (resume) --------------------------------------------------------------------------
+std::string encode_options(const RunOptions& o) {
+  std::string s;
+  for (const auto& [k, v] : o) {
+    if (k.find_first_of("=\n") != std::string::npos || v.find('\n') != std::string::npos)
+      throw std::invalid_argument("run option " + k + ": no '=' in names, no newline in values");
+    s += k + "=" + v + "\n";
+  }
+  return s;
+}
+
+RunOptions decode_options(const std::string& text) {
+  RunOptions o;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    const size_t eq = line.find('=');
+    if (eq == std::string::npos) throw std::runtime_error("malformed run options line '" + line + "'");
+    o.push_back({line.substr(0, eq), line.substr(eq + 1)});
+  }
+  return o;
+}
+
+void require_same_options(const RunOptions& recorded, const RunOptions& current, const std::string& checkpoint) {
+  for (const auto& [k, v] : current) {
+    const std::string* was = nullptr;
+    for (const auto& [rk, rv] : recorded)
+      if (rk == k) was = &rv;
+    if (!was)
+      throw std::runtime_error("--resume: " + checkpoint + " does not record " + k + " (made by another dfq version); "
+                               "it cannot be continued safely");
+    if (*was != v)
+      throw std::runtime_error("--resume: " + checkpoint + " was made with " + k + " " + *was + ", this run has " + k + " " +
+                               v + "; a resumed run must compute the same thing (start a new --out instead)");
+  }
+}
+
+}  // namespace dfq::quant
