@@ -49,15 +49,6 @@ struct MethodCli {
   QuantConfig cfg;  // valid after validate()
 };
 
-// A problem with writing `path` (a file written atomically through PATH.tmp), or "" when it can be
-// written: its folder exists and a probe file can be created there.
-std::string output_file_problem(const std::string& path);
-// The same for a folder that will be created if missing (its nearest existing ancestor is probed).
-std::string output_dir_problem(const std::string& dir);
-
-// FNV-1a 64 of a file's bytes, as 16 hex digits (a checkpoint records its float model's).
-std::string file_fingerprint(const std::string& path);
-
 class MethodRun {
  public:
   // Starts the clock, opens the device and the evaluation data (if any).

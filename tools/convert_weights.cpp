@@ -17,6 +17,7 @@
 
 #include "engine/io/checkpoint_arch.h"
 #include "engine/io/flags.h"
+#include "engine/io/json_out.h"
 #include "engine/io/pth.h"
 #include "engine/io/weights.h"
 
@@ -64,6 +65,8 @@ int main(int argc, char** argv) {
   const std::vector<std::string> inputs = flags.positional();
   flags.done();
   if (inputs.size() != 1) flags.fail("expected exactly one input checkpoint");
+  if (!out.empty())
+    if (std::string p = output_file_problem(out); !p.empty()) flags.fail("-o " + out + ": " + p);
   const std::string in = inputs[0];
   auto t0 = std::chrono::steady_clock::now();
   try {

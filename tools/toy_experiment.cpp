@@ -7,7 +7,7 @@
 #include <string>
 
 #include "engine/io/flags.h"
-#include "quant/method_cli.h"
+#include "engine/io/json_out.h"
 #include "quant/zeroq.h"
 #include "tools/toy.h"
 
@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
   const long long zq_batch = flags.integer("--zeroq_batch", 200);
   flags.done();
   if (out.empty()) flags.fail("--out needs a path");
-  if (std::string p = quant::output_file_problem(out); !p.empty()) flags.fail("--out " + out + ": " + p);
+  if (std::string p = output_file_problem(out); !p.empty()) flags.fail("--out " + out + ": " + p);
   if (seed < 0) flags.fail("--seed must be >= 0");
   if (g_iters < 0 || g_iters > 1000000) flags.fail("--g_iters must be in [0, 1000000]");
   if (zq_iters < 0 || zq_iters > 1000000) flags.fail("--zeroq_iters must be in [0, 1000000]");

@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
   if (!std::filesystem::is_regular_file(weights)) flags.fail("--weights " + weights + ": no such file");
   if (batch < 1) flags.fail("--batch_size must be >= 1");
   if (!json.empty())
-    if (std::string p = quant::output_file_problem(json); !p.empty()) flags.fail("--json " + json + ": " + p);
+    if (std::string p = output_file_problem(json); !p.empty()) flags.fail("--json " + json + ": " + p);
   try {
     Device dev = models::parse_device(device);
     auto ds = models::open_dataset(dataset, data, labels);

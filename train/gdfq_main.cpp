@@ -134,7 +134,7 @@ int main(int argc, char** argv) {
                                                 std::to_string(cfg.abits)
                                           : cli.out;
   if (cli.out.empty())
-    if (std::string p = quant::output_dir_problem(out); !p.empty()) flags.fail("--out " + out + ": " + p);
+    if (std::string p = output_dir_problem(out); !p.empty()) flags.fail("--out " + out + ": " + p);
   const fs::path dir(out), ckpt = dir / "checkpoint.bin", csv = dir / "log.csv";
   const int isz = cli.image_size();
   return quant::run_method_main("gdfq_main", [&] {
@@ -151,7 +151,7 @@ int main(int argc, char** argv) {
     std::string ms_str;
     for (int m : quant::effective_milestones(o)) ms_str += (ms_str.empty() ? "" : ",") + std::to_string(m);
     const quant::RunOptions run_options = {
-        {"-a", cli.arch}, {"--weights (FNV-1a of the file)", quant::file_fingerprint(cli.weights)},
+        {"-a", cli.arch}, {"--weights (FNV-1a of the file)", file_fingerprint(cli.weights)},
         {"--bits", cli.bits_str()}, {"-qb", std::to_string(cfg.bias_bits)},
         {"--first_last_8", cfg.first_last_bits ? "on" : "off"}, {"--ste", ste},
         {"--n_epochs", std::to_string(o.n_epochs)}, {"--n_iter", std::to_string(o.n_iter)},

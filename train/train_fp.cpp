@@ -35,7 +35,9 @@ static const char* kUsage =
     "  --shift N         random shift by up to N pixels (default 2); --no_flip disables the flips\n"
     "  --out FILE        default weights/<arch>_fmnist.bin\n"
     "  --eval_every N    evaluate on the test set every N epochs (default 1; the last epoch always)\n"
-    "  --json PATH       write {\"top1\", \"top5\", \"seconds\", \"epochs\"} at the end\n";
+    "  --json PATH       write {\"top1\", \"top5\", \"seconds\", \"epochs\"} at the end\n"
+    "Exit status: 0 done, 1 error, 2 bad flag, 3 training diverged (non-finite loss; the weights of the\n"
+    "last finished epoch stay in --out).\n";
 
 int main(int argc, char** argv) {
   Flags flags(argc, argv, kUsage);
@@ -56,10 +58,10 @@ int main(int argc, char** argv) {
   if (dataset != "fashion-mnist") flags.fail("--dataset fashion-mnist is required (the only training set dfq ships with)");
   if (epochs < 1 || batch < 2 || lr <= 0 || wd < 0 || shift < 0 || eval_every < 1) flags.fail("bad --epochs / --batch_size / --lr / --wd / --shift");
   if (seed_flag < 0) flags.fail("--seed must be >= 0");
-  if (std::string p = quant::output_file_problem(out); !p.empty()) flags.fail("--out " + out + ": " + p);
+  if (std::string p = output_file_problem(out); !p.empty()) flags.fail("--out " + out + ": " + p);
   if (!json.empty())
-    if (std::string p = quant::output_file_problem(json); !p.empty()) flags.fail("--json " + json + ": " + p);
-  try {
+    if (std::string p = output_file_problem(json); !p.empty()) flags.fail("--json " + json + ": " + p);
+  return quant::run_method_main("train_fp", [&] {
     Device dev = models::parse_device(device);
     auto model = models::create_model(arch, 10, seed);
     model->to(dev);
@@ -133,9 +135,5 @@ int main(int argc, char** argv) {
                 r.top5(), epochs, format_duration(secs).c_str(), out.c_str());
     if (!json.empty())
       JsonReport().num("top1", r.top1()).num("top5", r.top5()).num("seconds", secs).num("epochs", epochs).write(json);
-  } catch (const std::exception& ex) {
-    std::fprintf(stderr, "train_fp: %s\n", ex.what());
-    return 1;
-  }
-  return 0;
+  });
 }

@@ -1,6 +1,7 @@
 // json_out.cpp — see json_out.h.
 #include "engine/io/json_out.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
+#include <vector>
 
 namespace dfq {
 
@@ -82,6 +84,55 @@ void rename_into_place(const std::string& tmp, const std::string& path) {
     std::remove(tmp.c_str());
     throw std::runtime_error("cannot write " + path + ": " + ec.message());
   }
+}
+
+// ---- output paths ----------------------------------------------------------------------------------
+namespace {
+namespace fs = std::filesystem;
+// Creates and removes a probe file in dir; "" or the reason it cannot.
+std::string probe_dir(const fs::path& dir) {
+  const fs::path probe = dir / (".dfq_probe_" + std::to_string(::getpid()));
+  int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+  if (fd < 0) return std::string("cannot create files in ") + dir.string() + " (" + std::strerror(errno) + ")";
+  ::close(fd);
+  ::unlink(probe.c_str());
+  return "";
+}
+}  // namespace
+
+std::string output_file_problem(const std::string& path) {
+  std::error_code ec;
+  const fs::path p(path);
+  if (fs::is_directory(p, ec)) return "is a folder, not a file";
+  const fs::path parent = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  if (!fs::is_directory(parent, ec)) return "folder " + parent.string() + " does not exist";
+  return probe_dir(parent);
+}
+
+std::string output_dir_problem(const std::string& dir) {
+  std::error_code ec;
+  fs::path p = fs::absolute(dir, ec);
+  if (fs::exists(p, ec) && !fs::is_directory(p, ec)) return "exists and is not a folder";
+  while (!fs::exists(p, ec)) {
+    if (!p.has_parent_path() || p.parent_path() == p) return "no existing folder above it";
+    p = p.parent_path();
+  }
+  if (!fs::is_directory(p, ec)) return p.string() + " is not a folder";
+  return probe_dir(p);
+}
+
+std::string file_fingerprint(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw std::runtime_error("cannot read " + path);
+  uint64_t h = 1469598103934665603ull;
+  std::vector<char> buf(1 << 20);
+  while (f) {
+    f.read(buf.data(), std::streamsize(buf.size()));
+    for (std::streamsize i = 0; i < f.gcount(); ++i) h = (h ^ uint8_t(buf[size_t(i)])) * 1099511628211ull;
+  }
+  char s[17];
+  std::snprintf(s, sizeof s, "%016llx", (unsigned long long)h);
+  return s;
 }
 
 }  // namespace dfq
