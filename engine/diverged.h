@@ -4,7 +4,6 @@
 // require_finite_loss, which names the phase, epoch and iteration in the message.
 #pragma once
 #include <cmath>
-#include <cstdio>
 #include <stdexcept>
 #include <string>
 
@@ -17,8 +16,7 @@ struct Diverged : std::runtime_error {
 // where: e.g. "GDFQ generator step, epoch 3 of 20, iteration 12 of 50".
 inline void require_finite_loss(double loss, const std::string& where) {
   if (std::isfinite(loss)) return;
-  char v[32];
-  std::snprintf(v, sizeof v, "%g", loss);
+  const char* v = std::isnan(loss) ? "NaN" : loss > 0 ? "+inf" : "-inf";
   throw Diverged("training diverged: the loss is " + std::string(v) + " at " + where +
                  "; stopped before the step (lower the learning rate, or check the weights)");
 }

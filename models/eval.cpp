@@ -36,7 +36,15 @@ std::unique_ptr<Dataset> open_dataset(const std::string& dataset, const std::str
   return std::make_unique<ImageFolderDataset>(ImageFolderDataset::from_class_folders(data_dir));
 }
 
+void check_labels(const Dataset& ds, const Model& model, const std::string& what) {
+  const int64_t n = ds.num_classes();
+  if (n > model.num_classes)
+    throw std::runtime_error(what + " has " + std::to_string(n) + " classes but the model (" + model.arch + ") has " +
+                             std::to_string(model.num_classes) + " outputs: these labels cannot be scored on it");
+}
+
 EvalResult evaluate(Model& model, Dataset& ds, Device dev, int64_t batch_size, const std::string& label) {
+  check_labels(ds, model, "the evaluation data");
   NoGradGuard ng;
   bool was_training = model.is_training();
   model.eval();
@@ -52,6 +60,7 @@ EvalResult evaluate(Model& model, Dataset& ds, Device dev, int64_t batch_size, c
     r.images += b.labels.numel();
     r.top1_hits += topk_correct(logits, b.labels, 1);
     r.top5_hits += topk_correct(logits, b.labels, std::min<int>(5, model.num_classes));
+    r.nonfinite += nonfinite_rows(logits);
     char st[64];
     std::snprintf(st, sizeof st, "top-1 %.2f%%", r.top1());
     bar.update(b.index + 1, st);
@@ -60,6 +69,9 @@ EvalResult evaluate(Model& model, Dataset& ds, Device dev, int64_t batch_size, c
   char st[64];
   std::snprintf(st, sizeof st, "top-1 %.2f%%", r.top1());
   bar.finish(st);
+  if (r.nonfinite)
+    std::fprintf(stderr, "%s: %lld of %lld images gave non-finite logits (NaN or Inf), counted as wrong\n", label.c_str(),
+                 (long long)r.nonfinite, (long long)r.images);
   model.train(was_training);
   return r;
 }

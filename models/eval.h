@@ -20,14 +20,21 @@ std::shared_ptr<Model> load_model(const std::string& weights, const std::string&
 std::unique_ptr<Dataset> open_dataset(const std::string& dataset, const std::string& data_dir,
                                       const std::string& labels = "", const std::string& split = "test");
 
+// Refuses data whose labels name more classes than the model has outputs (both counts in the
+// message); `what` names the data ("--data DIR", "fashion-mnist").
+void check_labels(const Dataset& ds, const Model& model, const std::string& what);
+
 struct EvalResult {
   int64_t images = 0, top1_hits = 0, top5_hits = 0;
+  int64_t nonfinite = 0;  // logit rows with a NaN or an infinity: counted as wrong for top-1 and top-5
   double seconds = 0;
   double top1() const { return images ? 100.0 * top1_hits / images : 0; }
   double top5() const { return images ? 100.0 * top5_hits / images : 0; }
   double images_per_s() const { return seconds > 0 ? images / seconds : 0; }
 };
 // Eval-mode, no-grad pass over the whole dataset on dev. `label` prefixes the progress bar.
+// Labels are checked against the model first; non-finite logit rows are misses, counted in
+// `nonfinite` and reported on stderr.
 EvalResult evaluate(Model& model, Dataset& ds, Device dev, int64_t batch_size = 256, const std::string& label = "eval");
 
 // Device flag "cpu" / "cuda" -> Device; "cuda" without a usable GPU throws (no silent fallback).

@@ -63,6 +63,9 @@ std::string MethodCli::data_str() const {
 MethodRun::MethodRun(const MethodCli& cli) : cli_(cli), t0_(std::chrono::steady_clock::now()) {
   dev_ = models::parse_device(cli.device);
   if (cli.has_data()) ds_ = models::open_dataset(cli.dataset, cli.data, cli.labels);
+  // The BLAS kernel family decides the last bits of every CPU convolution, and low-bit results can
+  // follow those bits (README "Reproducibility"): the user is told which one runs.
+  if (dev_ == Device::CPU) std::printf("CPU BLAS: %s\n", blas_description().c_str());
   json_.str("method", cli.method).str("arch", cli.arch).str("bits", cli.bits_str()).num("seed", double(cli.seed));
 }
 

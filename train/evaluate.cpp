@@ -5,6 +5,7 @@
 #include <optional>
 #include <fstream>
 
+#include "engine/blas_info.h"
 #include "engine/io/flags.h"
 #include "engine/io/json_out.h"
 #include "models/eval.h"
@@ -54,6 +55,8 @@ int main(int argc, char** argv) {
     } else {
       model = models::load_model(weights, arch, dev);
     }
+    models::check_labels(*ds, *model, data.empty() ? dataset : "--data " + data);
+    if (dev == Device::CPU) std::printf("CPU BLAS: %s\n", blas_description().c_str());
     std::printf("%s, %d classes, %lld parameters, on %s; %lld images\n", model->arch.c_str(), model->num_classes,
                 (long long)model->num_parameters(), device_name(dev), (long long)ds->size());
     std::optional<quant::QuantizedModel::CachedWeights> cached;

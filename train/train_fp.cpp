@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "engine/blas_info.h"
 #include "engine/diverged.h"
 #include "engine/io/flags.h"
 #include "engine/io/json_out.h"
@@ -90,6 +91,7 @@ int main(int argc, char** argv) {
       if (t < warm) return lr * (0.04 + 0.96 * t / warm);
       return lr * 0.5 * (1 + std::cos(M_PI * (t - warm) / (1 - warm)));
     };
+    if (dev == Device::CPU) std::printf("CPU BLAS: %s\n", blas_description().c_str());
     std::printf("train_fp: %s (%lld parameters) on Fashion-MNIST, %d epochs x %lld steps of %d, %s lr %.3g, on %s\n",
                 arch.c_str(), (long long)model->num_parameters(), epochs, (long long)steps_per_epoch, batch,
                 schedule.c_str(), lr, device_name(dev));
