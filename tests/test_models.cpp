@@ -178,7 +178,9 @@ TEST_CASE("models: parameter counts of torchvision's architectures (1000 classes
   const std::vector<std::pair<std::string, int64_t>> want = {
       {"resnet34", 21797672}, {"resnet50", 25557032}, {"vgg11_bn", 132868840}, {"vgg13_bn", 133053736}, {"vgg19_bn", 143678248}};
   NoGradGuard ng;
-  for (const auto& [arch, count] : want) {
+  for (const auto& entry : want) {
+    const std::string& arch = entry.first;  // no structured binding: CAPTURE's lambda can't name one in clang 14
+    const int64_t count = entry.second;
     CAPTURE(arch);
     auto m = models::create_model(arch, 1000, 0, /*torchvision_init=*/false);  // freed at the end of each iteration
     CHECK(m->arch == arch);
