@@ -105,7 +105,7 @@ int main(int argc, char** argv) {
   o.use_bns = !flags.boolean("--no_bns");
   o.use_kd = !flags.boolean("--no_kd");
   std::string ste = flags.str("--ste", "identity");
-  long long img_size = flags.integer("--img_size", 0), seed = flags.integer("--seed", 0);
+  long long img_size = flags.integer("--img_size", 0), seed = flags.integer64("--seed", 0);
   std::string dataset = flags.str("--dataset", ""), data = flags.str("--data", ""), labels = flags.str("--labels", "");
   long long eval_every = flags.integer("--eval_every", 1), sample_every = flags.integer("--sample_every", 5);
   std::string out = flags.str("--out", ""), json = flags.str("--json", ""), device = flags.str("--device", "cpu");

@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
   std::string schedule = flags.str("--schedule", "onecycle");
   int shift = static_cast<int>(flags.integer("--shift", 2));
   bool no_flip = flags.boolean("--no_flip");
-  uint64_t seed = static_cast<uint64_t>(flags.integer("--seed", 0));
+  uint64_t seed = static_cast<uint64_t>(flags.integer64("--seed", 0));
   int eval_every = static_cast<int>(flags.integer("--eval_every", 1));
   std::string device = flags.str("--device", "cpu");
   std::string out = flags.str("--out", "weights/" + arch + "_fmnist.bin"), json = flags.str("--json", "");

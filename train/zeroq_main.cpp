@@ -55,7 +55,7 @@ int main(int argc, char** argv) {
   bool fold_bn = flags.boolean("--fold_bn");
   long long batch = flags.integer("--batch_size", 32), iters = flags.integer("--iters", 500);
   double lr = flags.number("--lr", 0.5);
-  long long img_size = flags.integer("--img_size", 0), seed = flags.integer("--seed", 0);
+  long long img_size = flags.integer("--img_size", 0), seed = flags.integer64("--seed", 0);
   std::string dataset = flags.str("--dataset", ""), data = flags.str("--data", ""), labels = flags.str("--labels", "");
   long long eval_batch = flags.integer("--eval_batch", 256);
   std::string distilled_npy = flags.str("--distilled", "");
