@@ -9,9 +9,10 @@ set -uo pipefail
 bin=$1 reports=$2
 shift 2
 rm -rf "$reports" && mkdir -p "$reports"
-# Leak checking is on (ASan's default on Linux); UBSan's checks are fatal at build time
-# (-fno-sanitize-recover=undefined) and halt_on_error says so at run time too.
-export ASAN_OPTIONS="log_path=$reports/report:detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1"
+# Leak checking is on (ASan's default on Linux). allocator_may_return_null: an absurd request gets
+# null, as from glibc, so dfq's "out of host memory" error runs instead of ASan's abort. UBSan's
+# checks are fatal at build time (-fno-sanitize-recover=undefined); halt_on_error says so too.
+export ASAN_OPTIONS="log_path=$reports/report:detect_leaks=1:allocator_may_return_null=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1"
 export UBSAN_OPTIONS="log_path=$reports/report:halt_on_error=1:print_stacktrace=1"
 "$bin" "$@"
 rc=$?
