@@ -4,6 +4,7 @@
 
 #include <malloc.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -38,9 +39,15 @@ std::string shape_str(const Shape& s) {
   o << "]";
   return o.str();
 }
+// Checked: a shape from a file or a flag can hold dimensions whose product overflows int64 (undefined
+// behaviour; a product that wraps to a small number would describe more elements than the storage
+// holds). The product with zeros taken as ones must fit too, so contiguous_strides never overflows.
 int64_t numel_of(const Shape& s) {
-  int64_t n = 1;
-  for (int64_t d : s) n *= d;
+  int64_t n = 1, bound = 1;
+  for (int64_t d : s) {
+    if (__builtin_mul_overflow(n, d, &n) || __builtin_mul_overflow(bound, d > 1 ? d : 1, &bound))
+      throw std::length_error("dfq: shape " + shape_str(s) + " has more elements than int64 can count");
+  }
   return n;
 }
 Shape contiguous_strides(const Shape& shape) {
@@ -101,11 +108,21 @@ Storage::~Storage() {
 }
 
 // ---- construction ---------------------------------------------------------------------------
+namespace {
+// Bytes of a contiguous `shape` of `dt`, checked like numel_of.
+std::size_t nbytes_of(const Shape& shape, DType dt) {
+  const int64_t n = numel_of(shape);
+  if (n > INT64_MAX / dtype_size(dt))
+    throw std::length_error("dfq: shape " + shape_str(shape) + " of " + dtype_name(dt) + " has more bytes than int64 can count");
+  return static_cast<std::size_t>(n * dtype_size(dt));
+}
+}  // namespace
+
 Tensor Tensor::empty(const Shape& shape, DType dt, Device dev) {
   for (int64_t d : shape)
     if (d < 0) throw std::invalid_argument("dfq: negative dimension in shape " + shape_str(shape));
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(static_cast<std::size_t>(numel_of(shape) * dtype_size(dt)), dev);
+  impl->storage = std::make_shared<Storage>(nbytes_of(shape, dt), dev);
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = dt;
@@ -157,8 +174,7 @@ Tensor Tensor::from_vector_u8(const std::vector<uint8_t>& v, const Shape& shape,
 }
 Tensor Tensor::borrow(void* data, const Shape& shape, DType dt, Device dev, std::shared_ptr<void> keep_alive) {
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(data, static_cast<std::size_t>(numel_of(shape) * dtype_size(dt)), dev,
-                                            std::move(keep_alive));
+  impl->storage = std::make_shared<Storage>(data, nbytes_of(shape, dt), dev, std::move(keep_alive));
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = dt;

@@ -2,6 +2,7 @@
 // convs (the engine's default_init), embeddings 1 / 0, BN buffers 0 / 1.
 #include "models/generator.h"
 
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -26,8 +27,10 @@ GdfqGenerator::GdfqGenerator(int classes, int latent, int img, int ch, uint64_t 
   if (classes < 1 || latent < 1 || ch < 1 || img < 4 || img % 4 != 0)
     throw std::invalid_argument("dfq: GdfqGenerator: need classes, latent, channels >= 1 and img_size a positive multiple of 4, got classes " +
                                 std::to_string(classes) + ", latent " + std::to_string(latent) + ", img_size " + std::to_string(img));
-  Generator gen(seed);
   const int s = img / 4;
+  if (int64_t{s} * s > std::numeric_limits<int>::max() / 128)  // fc's width 128 s^2 is an int (s^2 fits int64)
+    throw std::invalid_argument("dfq: GdfqGenerator: img_size " + std::to_string(img) + " is too large (fc's 128 (img_size/4)^2 outputs pass int)");
+  Generator gen(seed);
   Conv2dOptions o;
   o.padding = {1, 1};
   fc = register_module("fc", std::make_shared<nn::Linear>(latent, 128 * s * s, true, gen));

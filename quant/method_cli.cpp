@@ -26,7 +26,7 @@ MethodCli::MethodCli(Flags& flags, std::string method_name, const std::string& d
   labels = flags.str("--labels", "");
   eval_batch = flags.integer("--eval_batch", 256);
   img_size = flags.integer("--img_size", 0);
-  seed = flags.integer("--seed", 0);
+  seed = flags.integer64("--seed", 0);
   save = flags.str("--save", "");
   out = flags.str("--out", "");
   json = flags.str("--json", "");

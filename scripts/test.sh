@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # test.sh — install, configure, build and run the whole test suite (ctest). The CUDA backend is
 # compiled when nvcc is present; on a machine without a GPU the CUDA suite prints one line and is
-# skipped. Usage: scripts/test.sh [BUILD_DIR]
+# skipped. Then the sanitizer step: the CPU build again with clang++, ASan and UBSan (DFQ_SANITIZE)
+# in BUILD_DIR-asan, only dfq_tests and the programs it runs, and the suite once more under it; any
+# sanitizer report fails (tests/sanitizer/run.sh). DFQ_SANITIZE_STEP=0 skips that step.
+# Usage: scripts/test.sh [BUILD_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -9,3 +12,10 @@ scripts/setup.sh
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release
 cmake --build "$build" -j"$(nproc)"
 ctest --test-dir "$build" --output-on-failure
+if [ "${DFQ_SANITIZE_STEP:-1}" != 0 ]; then
+  asan="$build-asan"
+  cmake -S . -B "$asan" -DCMAKE_BUILD_TYPE=Release -DDFQ_SANITIZE=ON -DDFQ_CUDA=OFF \
+    -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_C_COMPILER=clang
+  cmake --build "$asan" -j"$(nproc)" --target dfq_tests
+  ctest --test-dir "$asan" --output-on-failure
+fi

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -312,6 +313,21 @@ TEST_CASE("tensor: reshape, narrow, select, contiguous, item, from_vector checks
   CHECK_THROWS(Tensor().shape());
 }
 
+TEST_CASE("tensor: a shape whose element or byte count passes int64 throws, never wraps") {
+  // 2^32 * 2^32 wraps to 0 in int64 (undefined behaviour; UBSan reported it from a .npy header):
+  // an empty storage behind a shape that claims 2^64 elements.
+  const int64_t g = int64_t{1} << 32;
+  CHECK(numel_of({g / 2, g / 2}) == int64_t{1} << 62);
+  CHECK_THROWS_AS(numel_of({g, g}), std::length_error);
+  CHECK_THROWS_AS(numel_of({g, 3, g, 1}), std::length_error);
+  // a zero dimension does not excuse the others: contiguous strides would overflow
+  CHECK_THROWS_AS(numel_of({0, g, g}), std::length_error);
+  CHECK(numel_of({0, g, 7}) == 0);
+  CHECK_THROWS_AS(Tensor::empty({g, g}), std::length_error);
+  // 2^62 floats: the element count fits, the byte count does not
+  CHECK_THROWS_AS(Tensor::empty({g / 2, g / 2}), std::length_error);
+}
+
 // ---- CUDA on a build without it ----------------------------------------------------------------
 TEST_CASE("device: asking for CUDA without the CUDA backend throws, never falls back") {
   if (cuda::built()) return;  // the CUDA test suite covers real GPUs
@@ -445,6 +461,13 @@ TEST_CASE("npy: bad files give a clear error naming the file") {
   write_bytes(fortran, h + std::string(16, '\0'));
   m = message_of([&] { load_npy(fortran); });
   CHECK(m.find("Fortran") != std::string::npos);
+
+  // dimensions whose product passes int64 (wrapped: 0 elements, so "no data" would be "complete")
+  std::string huge = dir.file("huge.npy");
+  write_bytes(huge, npy_header("<f4", "(4294967296, 3, 4294967296, 1)"));
+  m = message_of([&] { load_npy(huge); });
+  CHECK(m.find(huge) != std::string::npos);
+  CHECK(m.find("absurd size") != std::string::npos);
 
   std::string short_header = dir.file("short_header.npy");
   write_bytes(short_header, npy_header("<f4", "(2,)").substr(0, 30));

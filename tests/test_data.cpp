@@ -15,6 +15,7 @@
 #include <string>
 
 #include "engine/io/dataset.h"
+#include "engine/io/idx.h"
 #include "engine/io/image.h"
 #include "engine/io/loader.h"
 #include "engine/io/npy.h"
@@ -68,6 +69,16 @@ std::string error_of(const std::function<void()>& f) {
 }  // namespace
 
 // ---- Fashion-MNIST ------------------------------------------------------------------------------
+TEST_CASE("data: an IDX image file whose N*H*W passes int64 is refused, not read as an empty one") {
+  // N = H = 2^31, W = 4 and no pixels: N*H*W wraps to 0 in int64, which matched the 16-byte file.
+  TempDir t("idx_huge");
+  const unsigned char header[16] = {0, 0, 8, 3, 0x80, 0, 0, 0, 0x80, 0, 0, 0, 0, 0, 0, 4};
+  std::ofstream(t / "huge-idx3-ubyte", std::ios::binary).write(reinterpret_cast<const char*>(header), 16);
+  std::string m = error_of([&] { load_idx_images(t / "huge-idx3-ubyte"); });
+  CHECK(m.find("huge-idx3-ubyte") != std::string::npos);
+  CHECK(m.find("truncated IDX image file") != std::string::npos);
+}
+
 TEST_CASE("data: Fashion-MNIST test images match the golden input convention") {
   Tensor want = load_npy(kGoldenFmnist + "input64.npy");
   Tensor want_y = load_npy(kGoldenFmnist + "labels64_int64.npy");

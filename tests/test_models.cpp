@@ -178,7 +178,9 @@ TEST_CASE("models: parameter counts of torchvision's architectures (1000 classes
   const std::vector<std::pair<std::string, int64_t>> want = {
       {"resnet34", 21797672}, {"resnet50", 25557032}, {"vgg11_bn", 132868840}, {"vgg13_bn", 133053736}, {"vgg19_bn", 143678248}};
   NoGradGuard ng;
-  for (const auto& [arch, count] : want) {
+  for (const auto& entry : want) {
+    const std::string& arch = entry.first;  // no structured binding: CAPTURE's lambda can't name one in clang 14
+    const int64_t count = entry.second;
     CAPTURE(arch);
     auto m = models::create_model(arch, 1000, 0, /*torchvision_init=*/false);  // freed at the end of each iteration
     CHECK(m->arch == arch);
@@ -342,6 +344,9 @@ TEST_CASE("models: GDFQ generator at another size (init size img/4), output stan
   CHECK(g.fc->weight.shape() == Shape{128 * 16 * 16, 100});
   CHECK(g.cbn0->gamma->weight.shape() == Shape{1000, 128});
   CHECK_THROWS_AS(models::GdfqGenerator(10, 100, 30, 3), std::invalid_argument);
+  // fc's 128 (img/4)^2 outputs must fit an int (4096^2 * 128 = 2^31 once overflowed: UBSan)
+  CHECK_THROWS_AS(models::GdfqGenerator(10, 100, 4 * 4096, 3), std::invalid_argument);
+  CHECK_THROWS_AS(models::GdfqGenerator(10, 100, 2147483644, 3), std::invalid_argument);  // s^2 passes int too
   Generator rng(11);
   Tensor z = randn({4, 100}, rng);
   Tensor y = randint({4}, 0, 1000, rng);

@@ -59,7 +59,8 @@ void check_bits(const std::vector<float>& got, const std::vector<float>& want, c
 TEST_CASE("pth: the tiny golden files hold exactly their documented tensors") {
   std::vector<float> arange(108);
   for (int i = 0; i < 108; ++i) arange[i] = static_cast<float>(i) / 10.f;  // torch.arange(108) / 10 in float32
-  for (auto [file, container] : {std::pair{"tiny_zip.pth", "zip"}, {"tiny_tar.pth", "tar"}, {"tiny_legacy_v1.pth", "legacy stream"}}) {
+  for (auto entry : {std::pair{"tiny_zip.pth", "zip"}, {"tiny_tar.pth", "tar"}, {"tiny_legacy_v1.pth", "legacy stream"}}) {
+    const char *file = entry.first, *container = entry.second;  // not a structured binding: INFO's lambda can't capture one in clang 14
     INFO(file);
     PthCheckpoint ck = read_pth(kPth + file);
     CHECK(ck.container == container);

@@ -73,7 +73,8 @@ TEST_CASE("weights: fmnist checkpoint -> flat file -> tensors, bit-exact") {
   CHECK(f.num_classes() == 10);
   REQUIRE(f.entries().size() == 122);
   for (size_t k = 0; k < tensors.size(); ++k) {
-    const auto& [name, t] = tensors[k];
+    const std::string& name = tensors[k].first;  // not a structured binding: INFO's lambda can't capture one in clang 14
+    const Tensor& t = tensors[k].second;
     const WeightFile::Entry& e = f.entries()[k];
     INFO(name);
     CHECK(e.name == name);

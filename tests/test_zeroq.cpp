@@ -208,6 +208,11 @@ TEST_CASE("zeroq_main: bad input gets one message, a non-zero exit and no output
       {"--weights " + (dir / "r18.bin") + " --iters -3", "--iters", 2},
       {"--weights " + (dir / "r18.bin") + " --batch_size x", "--batch_size", 2},
       {"--weights " + (dir / "r18.bin") + " --bogus 1", "--bogus", 2},
+      // past int (the mains' counts): once wrapped silently (-qw 4294967300 was 4 bits; --img_size
+      // 99999999999 overflowed a shape); past long long: once LLONG_MAX
+      {"--weights " + (dir / "r18.bin") + " --iters 1 --img_size 99999999999", "out of range", 2},
+      {"--weights " + (dir / "r18.bin") + " --iters 1 -qw 4294967300", "out of range", 2},
+      {"--weights " + (dir / "r18.bin") + " --iters 1 --seed 99999999999999999999", "out of range", 2},
       {"--weights " + (dir / "r18.bin") + " --iters 1 --dataset imagenet", "imagenet", 2},
       {"--weights " + (dir / "r18.bin") + " --iters 1 --data " + (dir / "nodir"), "nodir", 2},
   };

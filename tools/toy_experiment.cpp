@@ -30,7 +30,7 @@ static const char* kUsage =
 int main(int argc, char** argv) {
   Flags flags(argc, argv, kUsage);
   const std::string out = flags.str("--out", "/tmp/toy_experiment.png");
-  const long long seed = flags.integer("--seed", 0);
+  const long long seed = flags.integer64("--seed", 0);
   const long long g_iters = flags.integer("--g_iters", 2000);
   const long long zq_iters = flags.integer("--zeroq_iters", 500);
   const long long points = flags.integer("--points", 100);

@@ -65,7 +65,7 @@ int main(int argc, char** argv) {
   int epochs = static_cast<int>(flags.integer("--epochs", 1));
   int batch = static_cast<int>(flags.integer("--batch_size", 64));
   float lr = static_cast<float>(flags.number("--lr", 0.05));
-  uint64_t seed = static_cast<uint64_t>(flags.integer("--seed", 0));
+  uint64_t seed = static_cast<uint64_t>(flags.integer64("--seed", 0));
   std::string device = flags.str("--device", "cpu");
   std::string dir = flags.str("--data", fashion_mnist_dir());
   flags.done();

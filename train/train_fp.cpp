@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
   std::string schedule = flags.choice("--schedule", "onecycle", {"onecycle", "cosine"});
   int shift = static_cast<int>(flags.integer("--shift", 2));
   bool no_flip = flags.boolean("--no_flip");
-  const long long seed_flag = flags.integer("--seed", 0);
+  const long long seed_flag = flags.integer64("--seed", 0);
   const uint64_t seed = static_cast<uint64_t>(seed_flag);
   int eval_every = static_cast<int>(flags.integer("--eval_every", 1));
   std::string device = flags.choice("--device", "cpu", {"cpu", "cuda"});

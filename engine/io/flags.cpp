@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 
 namespace dfq {
 
@@ -57,13 +58,21 @@ std::string Flags::str(const std::string& name, const std::string& def) {
   if (!it->second.given) fail("flag " + name + " needs a value");
   return it->second.text;
 }
-long long Flags::integer(const std::string& name, long long def) {
+long long Flags::integer64(const std::string& name, long long def) {
   std::string v = str(name, "");
   if (!values_.count(name)) return def;
   char* end = nullptr;
   errno = 0;
   long long x = std::strtoll(v.c_str(), &end, 10);
-  if (v.empty() || *end || errno == ERANGE) fail("flag " + name + " expects an integer, got '" + v + "'");
+  if (v.empty() || *end) fail("flag " + name + " expects an integer, got '" + v + "'");
+  if (errno == ERANGE) fail("flag " + name + ": " + v + " is out of range");
+  return x;
+}
+long long Flags::integer(const std::string& name, long long def) {
+  long long x = integer64(name, def);
+  if (x < std::numeric_limits<int>::min() || x > std::numeric_limits<int>::max())
+    fail("flag " + name + ": " + std::to_string(x) + " is out of range (" + std::to_string(std::numeric_limits<int>::min()) +
+         ".." + std::to_string(std::numeric_limits<int>::max()) + ")");
   return x;
 }
 double Flags::number(const std::string& name, double def) {

@@ -21,7 +21,10 @@ class Flags {
   Flags(int argc, char** argv, std::string usage);
   // Declare-and-read. Must be called for every accepted flag before done().
   std::string str(const std::string& name, const std::string& def);
+  // An integer that must fit an int (what the mains keep their counts and sizes in: a larger value
+  // would wrap silently); integer64 takes any long long (seeds). Out of range: a flag error.
   long long integer(const std::string& name, long long def);
+  long long integer64(const std::string& name, long long def);
   double number(const std::string& name, double def);  // finite numbers only
   // A value that must be one of `choices` (named in the error).
   std::string choice(const std::string& name, const std::string& def, const std::vector<std::string>& choices);

@@ -29,7 +29,13 @@ Tensor load_idx_images(const std::string& path) {
   std::vector<uint8_t> d = read_all(path);
   if (d.size() < 16 || be32(d.data()) != 0x00000803) throw std::runtime_error("dfq: " + path + ": not an IDX image file");
   int64_t n = be32(d.data() + 4), h = be32(d.data() + 8), w = be32(d.data() + 12);
-  if (static_cast<int64_t>(d.size()) != 16 + n * h * w) throw std::runtime_error("dfq: " + path + ": truncated IDX image file");
+  int64_t count = -1;  // n * h * w can pass int64 (and, wrapped, match a short file): numel_of checks
+  try {
+    count = numel_of({n, h, w});
+  } catch (const std::length_error&) {
+  }
+  if (count < 0 || d.size() - 16 != static_cast<uint64_t>(count))
+    throw std::runtime_error("dfq: " + path + ": truncated IDX image file");
   return Tensor::from_vector_u8(std::vector<uint8_t>(d.begin() + 16, d.end()), {n, h, w});
 }
 

@@ -78,8 +78,13 @@ Tensor load_npy(const std::string& path) {
   else if (descr == "'<i8'") dt = DType::I64;
   else if (descr == "'|u1'" || descr == "'<u1'") dt = DType::U8;
   else bad(path, "unsupported dtype " + descr);
-  int64_t n = numel_of(shape);
-  if (n > (int64_t{1} << 34)) bad(path, "absurd size");
+  int64_t n = 0;
+  try {
+    n = numel_of(shape);  // throws when the product overflows (it could wrap to a small size)
+  } catch (const std::length_error&) {
+    bad(path, "absurd size " + shape_s);
+  }
+  if (n > (int64_t{1} << 34)) bad(path, "absurd size " + shape_s);
   Tensor t = Tensor::empty(shape, dt);
   if (f64) {
     std::vector<double> tmp(n);
