@@ -10,6 +10,7 @@
 // Rules: get() is const and thread-safe (the loader calls it from several threads); all randomness
 // is drawn in begin_epoch() on the calling thread, so results never depend on thread timing.
 // Errors (missing folder, empty class, bad labels file) give one message naming the path.
+// ImageFolderDataset is in image_folder.cpp (the fuzz target builds it alone), the rest in dataset.cpp.
 #pragma once
 #include <cstdint>
 #include <string>

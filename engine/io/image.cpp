@@ -1,6 +1,7 @@
 // image.cpp — stb_image decoding and the PIL / torchvision eval transform (see image.h).
 // stb's implementation comes from Debian's libstb (linked by CMake); where that library is absent
-// CMake defines DFQ_STB_BUILTIN and this file compiles the implementation itself.
+// CMake defines DFQ_STB_BUILTIN and this file compiles the implementation itself. image_grid and
+// EvalTransform::operator() (the parts that make or read Tensors) are in image_tensor.cpp.
 // The resize follows Pillow's src/libImaging/Resample.c (precompute_coeffs, normalize_coeffs_8bpc,
 // ImagingResampleHorizontal_8bpc / Vertical_8bpc, ImagingResampleInner) step for step.
 #include "engine/io/image.h"
@@ -67,33 +68,6 @@ void save_png(const std::string& path, const ImageU8& img) {
     throw std::runtime_error("dfq: cannot write PNG " + path);
   }
   rename_into_place(tmp, path);
-}
-
-ImageU8 image_grid(const Tensor& x_in, int64_t cols, int scale) {
-  if (x_in.dim() != 4 || (x_in.size(1) != 1 && x_in.size(1) != 3) || x_in.dtype() != DType::F32)
-    throw std::invalid_argument("dfq: image_grid needs a float (N,1|3,H,W) tensor, got " + x_in.str());
-  if (cols < 1 || scale < 1) throw std::invalid_argument("dfq: image_grid needs cols >= 1 and scale >= 1");
-  const int64_t n = x_in.size(0), c = x_in.size(1), h = x_in.size(2), w = x_in.size(3);
-  const std::vector<float> v = x_in.contiguous().to_vector();
-  const int64_t gap = 2, rows = (n + cols - 1) / cols;
-  ImageU8 img;
-  img.h = gap + rows * (h * scale + gap);
-  img.w = gap + cols * (w * scale + gap);
-  img.data.assign(static_cast<std::size_t>(img.h * img.w * 3), 128);
-  for (int64_t i = 0; i < n; ++i) {
-    const float* p = v.data() + i * c * h * w;
-    float mn = p[0], mx = p[0];
-    for (int64_t k = 1; k < c * h * w; ++k) mn = std::min(mn, p[k]), mx = std::max(mx, p[k]);
-    const float sc = mx > mn ? 255.f / (mx - mn) : 0.f;
-    const int64_t oy = gap + (i / cols) * (h * scale + gap), ox = gap + (i % cols) * (w * scale + gap);
-    for (int64_t y = 0; y < h * scale; ++y)
-      for (int64_t xx = 0; xx < w * scale; ++xx)
-        for (int64_t ch = 0; ch < 3; ++ch) {
-          const float val = p[(c == 1 ? 0 : ch) * h * w + (y / scale) * w + xx / scale];
-          img.px(oy + y, ox + xx)[ch] = static_cast<uint8_t>(std::lround((val - mn) * sc));
-        }
-  }
-  return img;
 }
 
 // ---- PIL bilinear resample ---------------------------------------------------------------------
@@ -267,12 +241,6 @@ void EvalTransform::apply(const ImageU8& img, float* out) const {
   auto [rh, rw] = resized_shorter_side(img.h, img.w, resize);
   ImageU8 resized = resize_bilinear_pil(img, rh, rw);
   to_normalized_chw(center_crop(resized, crop, crop), norm, out);
-}
-
-Tensor EvalTransform::operator()(const ImageU8& img) const {
-  Tensor t = Tensor::empty(out_shape());
-  apply(img, t.data<float>());
-  return t;
 }
 
 }  // namespace dfq

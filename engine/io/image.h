@@ -11,6 +11,8 @@
 // replicated to RGB, alpha is dropped (as PIL's convert('RGB')); EXIF orientation and colour profiles
 // are ignored (as PIL without exif_transpose). 16-bit PNGs are reduced to 8 bits by stb (>> 8).
 // Every error names the file. All functions are thread-safe (no global state).
+// The Tensor-making parts (image_grid, EvalTransform::operator()) are in image_tensor.cpp, so that
+// the fuzz target (tests/fuzz/fuzz_image.cpp) builds the decoders without the engine core.
 #pragma once
 #include <array>
 #include <cstdint>
