@@ -2,6 +2,8 @@
 // stb's implementation comes from Debian's libstb (linked by CMake); where that library is absent
 // CMake defines DFQ_STB_BUILTIN and this file compiles the implementation itself. image_grid and
 // EvalTransform::operator() (the parts that make or read Tensors) are in image_tensor.cpp.
+// Decoding checks the bytes for what stb 2.27 mishandles (below), asks stbi_info for the header's
+// size and refuses more than max_pixels pixels, and only then decodes.
 // The resize follows Pillow's src/libImaging/Resample.c (precompute_coeffs, normalize_coeffs_8bpc,
 // ImagingResampleHorizontal_8bpc / Vertical_8bpc, ImagingResampleInner) step for step.
 #include "engine/io/image.h"
@@ -27,18 +29,204 @@
 namespace dfq {
 
 // ---- decoding ----------------------------------------------------------------------------------
-ImageU8 decode_image_rgb(const uint8_t* bytes, int64_t size, const std::string& name) {
-  if (size <= 0) throw std::runtime_error("dfq: cannot decode image " + name + ": empty file");
-  if (size > INT32_MAX) throw std::runtime_error("dfq: cannot decode image " + name + ": file too large");
+// Debian's libstb is stb_image 2.27; some hostile files make it misbehave (upstream has fixed several
+// since, e.g. nothings/stb issues 1289 and 1291, PR 1297). The engine checks for those itself before
+// stb reads a byte (stbi_info included):
+//  - only JPEG, PNG, BMP and binary PGM/PPM reach stb (it would also try GIF, PSD, PIC, HDR and TGA,
+//    whose test takes much garbage for an image);
+//  - JPEG: Huffman tables of more than 256 codes (stb 2.27 writes past its tables), scans using
+//    tables no DHT / DQT defined (it reads uninitialised ones) and components no scan decodes (it
+//    returns uninitialised memory for them) are refused: see jpeg_problem;
+//  - PGM/PPM: a header number over INT_MAX (stb 2.27 overflows an int), 16-bit samples (stb 2.27
+//    keeps the low byte of each, and reads past its buffer for a grey image), and a file shorter
+//    than its header says (stb 2.27 then returns uninitialised memory as the pixels) are refused.
+namespace {
+[[noreturn]] void decode_error(const std::string& name, const std::string& why) {
+  throw std::runtime_error("dfq: cannot decode image " + name + ": " + why);
+}
+std::string stb_reason() {
+  const char* why = stbi_failure_reason();
+  return why ? why : "unknown reason";
+}
+
+enum class Format { kJpeg, kPng, kBmp, kPnm, kOther };
+
+// As stb tells them apart: JPEG 0xFF... 0xD8; the PNG signature; "BM"; "P5" / "P6".
+Format sniff(const uint8_t* p, int64_t n) {
+  if (n >= 2 && p[0] == 0xFF) {
+    int64_t i = 0;
+    while (i < n && p[i] == 0xFF) ++i;
+    return i < n && p[i] == 0xD8 ? Format::kJpeg : Format::kOther;
+  }
+  if (n >= 8 && std::memcmp(p, "\x89PNG\r\n\x1a\n", 8) == 0) return Format::kPng;
+  if (n >= 2 && p[0] == 'B' && p[1] == 'M') return Format::kBmp;
+  if (n >= 2 && p[0] == 'P' && (p[1] == '5' || p[1] == '6')) return Format::kPnm;
+  return Format::kOther;
+}
+
+// "" or why the JPEG is refused. Walks the segments as stb reads them: bytes between segments are
+// skipped up to the next 0xFF, fill bytes 0xFF are skipped, the entropy-coded data after SOS runs to
+// the next marker that is not RSTn, EOI ends (stb fails without one). So every table and scan stb
+// reads is checked (and maybe some it would not reach, in files it fails on anyway). Refused:
+//  - a Huffman table (DHT) of more than 256 codes (stb 2.27 writes past its tables);
+//  - a scan using a Huffman or quantisation table no DHT / DQT has defined (stb 2.27 reads its
+//    uninitialised tables, and past its arrays);
+//  - a component of the frame no scan decodes (progressive: no DC-first scan), whose pixels stb
+//    2.27 would make from uninitialised memory.
+std::string jpeg_problem(const uint8_t* p, int64_t n) {
+  auto at = [&](int64_t k) -> int { return k < n ? p[k] : 0; };  // stb reads zeros past the end
+  struct Component {
+    int id, tq;
+    bool scanned;
+  };
+  std::vector<Component> frame;  // stb reads the first SOF only (another one is an error)
+  bool have_frame = false, progressive = false;
+  bool huffman[2][4] = {}, quant[4] = {};  // defined: [DC / AC][id], [id]
+  int64_t i = 0;
+  while (p[i] == 0xFF) ++i;
+  ++i;  // SOI
+  while (i < n) {
+    if (p[i] != 0xFF) {
+      ++i;
+      continue;
+    }
+    while (i < n && p[i] == 0xFF) ++i;
+    if (i >= n) break;
+    const int m = p[i++];
+    if (m == 0xD9) {  // EOI
+      for (std::size_t c = 0; c < frame.size(); ++c)
+        if (!frame[c].scanned)
+          return "corrupt JPEG: no " + std::string(progressive ? "DC " : "") + "scan decodes component " +
+                 std::to_string(c + 1);
+      break;
+    }
+    if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8)) continue;  // no length
+    const int64_t len = (at(i) << 8) | at(i + 1);
+    if (len < 2) break;  // stb fails here
+    if (m == 0xC4) {     // DHT: tables of (class and id, 16 code counts, the values)
+      int64_t k = i + 2, left = len - 2;
+      while (left > 0) {
+        int codes = 0;
+        for (int j = 1; j <= 16; ++j) codes += at(k + j);
+        if (codes > 256) return "corrupt JPEG: a Huffman table of " + std::to_string(codes) + " codes (at most 256)";
+        if ((at(k) >> 4) <= 1 && (at(k) & 15) <= 3) huffman[at(k) >> 4][at(k) & 15] = true;
+        k += 17 + codes;
+        left -= 17 + codes;
+      }
+      if (left != 0) break;  // stb fails here
+    } else if (m == 0xDB) {  // DQT: tables of (precision and id, 64 or 128 bytes)
+      for (int64_t k = i + 2, left = len - 2; left > 0;) {
+        const int size = 1 + ((at(k) >> 4) ? 128 : 64);
+        if ((at(k) & 15) <= 3) quant[at(k) & 15] = true;
+        k += size;
+        left -= size;
+      }
+    } else if (m >= 0xC0 && m <= 0xC2 && !have_frame) {  // SOF0/1/2: (id, sampling, quantisation table)
+      have_frame = true;
+      progressive = m == 0xC2;
+      for (int c = 0, nc = at(i + 7); c < nc; ++c) frame.push_back({at(i + 8 + 3 * c), at(i + 10 + 3 * c), false});
+    } else if (m == 0xDA) {  // SOS: components (id, DC and AC table), spectral selection, approximation
+      const int ns = at(i + 2), ss = at(i + 3 + 2 * ns), ah = at(i + 5 + 2 * ns) >> 4;
+      const bool uses_dc = !progressive || (ss == 0 && ah == 0), uses_ac = !progressive || ss > 0;
+      for (int s = 0; s < ns; ++s) {
+        const int id = at(i + 3 + 2 * s), td = at(i + 4 + 2 * s) >> 4, ta = at(i + 4 + 2 * s) & 15;
+        if ((uses_dc && td <= 3 && !huffman[0][td]) || (uses_ac && ta <= 3 && !huffman[1][ta]))
+          return "corrupt JPEG: a scan uses a Huffman table that is not defined";
+        auto c = std::find_if(frame.begin(), frame.end(), [&](const Component& f) { return f.id == id; });
+        if (c == frame.end()) continue;  // stb fails here
+        if (c->tq <= 3 && !quant[c->tq]) return "corrupt JPEG: a scan uses a quantisation table that is not defined";
+        if (uses_dc) c->scanned = true;
+      }
+    }
+    i += len;
+    if (m == 0xDA) {  // skip the entropy-coded data
+      while (i < n) {
+        if (p[i] != 0xFF) {
+          ++i;
+          continue;
+        }
+        int64_t j = i;
+        while (j < n && p[j] == 0xFF) ++j;
+        if (j < n && (p[j] == 0x00 || (p[j] >= 0xD0 && p[j] <= 0xD7))) {
+          i = j + 1;
+          continue;
+        }
+        i = j - 1;  // the last 0xFF before the marker
+        break;
+      }
+    }
+  }
+  return "";
+}
+
+// "" or why the PGM / PPM is refused: its header read as stb reads it (whitespace and '#' comments
+// before each of width, height and maximum value; the pixels start after the byte that ends the
+// maximum value), each number at most INT_MAX, and as many pixel bytes as the header says.
+std::string pnm_problem(const uint8_t* p, int64_t n) {
+  int64_t pos = 2;
+  auto eof = [&] { return pos >= n; };
+  auto get = [&]() -> int { return pos < n ? p[pos++] : 0; };
+  int c = get();
+  auto skip_space = [&] {
+    for (;;) {
+      while (!eof() && (c == ' ' || (c >= '\t' && c <= '\r'))) c = get();
+      if (eof() || c != '#') break;
+      while (!eof() && c != '\n' && c != '\r') c = get();
+    }
+  };
+  auto number = [&](int64_t& v) {
+    v = 0;
+    while (!eof() && c >= '0' && c <= '9') {
+      v = v * 10 + (c - '0');
+      if (v > INT32_MAX) return false;
+      c = get();
+    }
+    return true;
+  };
+  int64_t w = 0, h = 0, maxv = 0;
+  skip_space();
+  if (!number(w)) return "corrupt PGM/PPM: width over " + std::to_string(INT32_MAX);
+  skip_space();
+  if (!number(h)) return "corrupt PGM/PPM: height over " + std::to_string(INT32_MAX);
+  skip_space();
+  if (!number(maxv)) return "corrupt PGM/PPM: maximum value over " + std::to_string(INT32_MAX);
+  if (maxv > 255)  // stb 2.27 keeps the low byte of 16-bit samples, and reads past its buffer for a PGM
+    return "a 16-bit PGM/PPM (maximum value " + std::to_string(maxv) + "): only 8-bit ones are supported";
+  if (w <= 0 || h <= 0) return "";  // the caller refuses images without pixels
+  const int64_t bytes = p[1] == '6' ? 3 : 1;
+  if (w > INT64_MAX / bytes / h)
+    return "corrupt PGM/PPM: " + std::to_string(w) + "x" + std::to_string(h) + " is too large";
+  if (n - pos < w * h * bytes)
+    return "truncated PGM/PPM: " + std::to_string(n - pos) + " bytes of pixels, the header says " +
+           std::to_string(w * h * bytes);
+  return "";
+}
+}  // namespace
+
+ImageU8 decode_image_rgb(const uint8_t* bytes, int64_t size, const std::string& name, int64_t max_pixels) {
+  if (size <= 0) decode_error(name, "empty file");
+  if (size > INT32_MAX) decode_error(name, "file too large (" + std::to_string(size) + " bytes)");
+  const Format format = sniff(bytes, size);
+  if (format == Format::kOther) decode_error(name, "not a JPEG, PNG, BMP or binary PGM/PPM file");
+  if (format == Format::kJpeg)
+    if (std::string why = jpeg_problem(bytes, size); !why.empty()) decode_error(name, why);
+  if (format == Format::kPnm)
+    if (std::string why = pnm_problem(bytes, size); !why.empty()) decode_error(name, why);
+  // The header's dimensions first: stb allocates its buffers from them before it reads any pixel.
   int w = 0, h = 0, channels = 0;
+  if (!stbi_info_from_memory(bytes, static_cast<int>(size), &w, &h, &channels)) decode_error(name, stb_reason());
+  if (w <= 0 || h <= 0) decode_error(name, "no pixels");
+  const int64_t pixels = static_cast<int64_t>(w) * h;
+  if (pixels > max_pixels)
+    decode_error(name, std::to_string(w) + "x" + std::to_string(h) + " = " + std::to_string(pixels) +
+                           " pixels, over the limit of " + std::to_string(max_pixels) + " (a decompression bomb?)");
   // req_comp 3: grey is replicated, alpha dropped (stb's conversion, as PIL's convert('RGB')).
   std::unique_ptr<stbi_uc, void (*)(void*)> px(
       stbi_load_from_memory(bytes, static_cast<int>(size), &w, &h, &channels, 3), stbi_image_free);
-  if (!px) {
-    const char* why = stbi_failure_reason();
-    throw std::runtime_error("dfq: cannot decode image " + name + ": " + (why ? why : "unknown reason") +
-                             " (supported: JPEG, PNG, BMP, PPM/PGM)");
-  }
+  if (!px) decode_error(name, stb_reason());
+  if (w <= 0 || h <= 0 || static_cast<int64_t>(w) * h > max_pixels)  // stb decoded another size than its header's
+    decode_error(name, "decoded to " + std::to_string(w) + "x" + std::to_string(h) + " pixels, over the limit of " +
+                           std::to_string(max_pixels));
   ImageU8 img;
   img.h = h;
   img.w = w;
@@ -46,16 +234,16 @@ ImageU8 decode_image_rgb(const uint8_t* bytes, int64_t size, const std::string& 
   return img;
 }
 
-ImageU8 load_image_rgb(const std::string& path) {
+ImageU8 load_image_rgb(const std::string& path, int64_t max_pixels) {
   std::ifstream f(path, std::ios::binary | std::ios::ate);
-  if (!f) throw std::runtime_error("dfq: cannot decode image " + path + ": cannot open (" + std::strerror(errno) + ")");
+  if (!f) decode_error(path, std::string("cannot open (") + std::strerror(errno) + ")");
   std::streamoff n = f.tellg();
-  if (n < 0) throw std::runtime_error("dfq: cannot decode image " + path + ": cannot read");
+  if (n < 0) decode_error(path, "cannot read");
+  if (n > INT32_MAX) decode_error(path, "file too large (" + std::to_string(n) + " bytes)");
   std::vector<uint8_t> bytes(static_cast<std::size_t>(n));
   f.seekg(0);
-  if (n > 0 && !f.read(reinterpret_cast<char*>(bytes.data()), n))
-    throw std::runtime_error("dfq: cannot decode image " + path + ": read error");
-  return decode_image_rgb(bytes.data(), static_cast<int64_t>(bytes.size()), path);
+  if (n > 0 && !f.read(reinterpret_cast<char*>(bytes.data()), n)) decode_error(path, "read error");
+  return decode_image_rgb(bytes.data(), static_cast<int64_t>(bytes.size()), path, max_pixels);
 }
 
 void save_png(const std::string& path, const ImageU8& img) {
