@@ -447,3 +447,44 @@ TEST_CASE("data: only JPEG, PNG, BMP and binary PGM/PPM are decoded, whatever th
   CHECK(decode_error_of(bytes_of("GIF89a\1\0\1\0\0\0\0")).find("not a JPEG, PNG") != std::string::npos);
   CHECK(decode_error_of(bytes_of("P3\n1 1\n255\n1 2 3\n")).find("not a JPEG, PNG") != std::string::npos);
 }
+
+TEST_CASE("data: Resize + CenterCrop computes only the crop, byte for byte the whole resize then the crop") {
+  auto noise = [](int64_t h, int64_t w) {
+    ImageU8 im = solid(h, w, 0, 0, 0);
+    for (std::size_t i = 0; i < im.data.size(); ++i) im.data[i] = static_cast<uint8_t>((i * 2654435761u) >> 13);
+    return im;
+  };
+  struct Case {
+    int64_t h, w, out_h, out_w, crop_h, crop_w;
+  };
+  for (Case c : {Case{37, 91, 256, 629, 224, 224}, Case{300, 256, 300, 256, 224, 224}, Case{300, 256, 256, 256, 225, 7},
+                 Case{5, 300, 5, 17, 9, 3}, Case{91, 37, 31, 37, 40, 40}, Case{1, 1, 3, 3, 2, 2},
+                 Case{1, 37, 256, 9472, 224, 224},
+                 Case{427, 640, 256, 383, 224, 224}, Case{13, 17, 4, 5, 1, 1}}) {
+    ImageU8 im = noise(c.h, c.w);
+    ImageU8 a = resize_center_crop_pil(im, c.out_h, c.out_w, c.crop_h, c.crop_w);
+    ImageU8 b = center_crop(resize_bilinear_pil(im, c.out_h, c.out_w), c.crop_h, c.crop_w);
+    CHECK((a.h == b.h && a.w == b.w));
+    CHECK_MESSAGE(a.data == b.data, c.h << "x" << c.w << " -> " << c.out_h << "x" << c.out_w << " crop " << c.crop_h);
+  }
+  // A 1 x 20000 banner: Resize(256) makes it 256 x 5120000 (the whole resize was 3.9 GB); only the
+  // crop is computed. Its pixels are those of input columns 9990..10009 alone, resized 256-fold.
+  ImageU8 banner = noise(1, 20000);
+  EvalTransform tf;
+  Tensor got = tf(banner);
+  ImageU8 part = solid(1, 20, 0, 0, 0);
+  std::copy(banner.px(0, 9990), banner.px(0, 10010), part.data.begin());
+  ImageU8 want = resize_bilinear_pil(part, 256, 20 * 256);
+  const int64_t top = 16, left = (5120000 - 224) / 2 - 9990 * 256;  // crop offsets, shifted
+  std::vector<float> g = got.to_vector();
+  int64_t bad = 0;
+  for (int64_t ch = 0; ch < 3; ++ch)
+    for (int64_t y = 0; y < 224; ++y)
+      for (int64_t x = 0; x < 224; ++x) {
+        float v = (static_cast<float>(want.px(top + y, left + x)[ch]) / 255.0f - tf.norm.mean[ch]) / tf.norm.std[ch];
+        bad += g[(ch * 224 + y) * 224 + x] != v;
+      }
+  CHECK(bad == 0);
+  tf.crop = 0;
+  CHECK(error_of([&] { tf(banner); }).find("crop >= 1") != std::string::npos);
+}

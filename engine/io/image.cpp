@@ -5,7 +5,9 @@
 // Decoding checks the bytes for what stb 2.27 mishandles (below), asks stbi_info for the header's
 // size and refuses more than max_pixels pixels, and only then decodes.
 // The resize follows Pillow's src/libImaging/Resample.c (precompute_coeffs, normalize_coeffs_8bpc,
-// ImagingResampleHorizontal_8bpc / Vertical_8bpc, ImagingResampleInner) step for step.
+// ImagingResampleHorizontal_8bpc / Vertical_8bpc, ImagingResampleInner) step for step, for any
+// window of its output: each output pixel depends on its own index only, so Resize + CenterCrop
+// computes just the crop, byte for byte what the whole resize then the crop give.
 #include "engine/io/image.h"
 #include "engine/io/json_out.h"
 
@@ -264,8 +266,8 @@ constexpr int kPrecisionBits = 32 - 8 - 2;  // Pillow's PRECISION_BITS
 
 struct Coeffs {
   int ksize = 0;
-  std::vector<int> bounds;  // (out, 2): first input index, count
-  std::vector<int32_t> k;   // (out, ksize) fixed-point weights
+  std::vector<int> bounds;  // (count, 2): first input index, number of inputs
+  std::vector<int32_t> k;   // (count, ksize) fixed-point weights
 };
 
 double bilinear_filter(double x) {
@@ -273,19 +275,20 @@ double bilinear_filter(double x) {
   return x < 1.0 ? 1.0 - x : 0.0;
 }
 
-// precompute_coeffs + normalize_coeffs_8bpc for the box [0, in_size) and the bilinear filter.
-Coeffs precompute_coeffs(int in_size, int out_size) {
+// precompute_coeffs + normalize_coeffs_8bpc for the box [0, in_size) and the bilinear filter, for
+// the outputs [first, first + count) of out_size (each output's weights depend on its index alone).
+Coeffs precompute_coeffs(int in_size, int64_t out_size, int64_t first, int64_t count) {
   const double support_1 = 1.0;  // bilinear support
-  double scale = static_cast<double>(static_cast<float>(in_size) - 0.0f) / out_size;
+  double scale = static_cast<double>(static_cast<float>(in_size) - 0.0f) / static_cast<double>(out_size);
   double filterscale = scale < 1.0 ? 1.0 : scale;
   double support = support_1 * filterscale;
   Coeffs c;
   c.ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
-  c.bounds.resize(static_cast<std::size_t>(out_size) * 2);
-  c.k.assign(static_cast<std::size_t>(out_size) * c.ksize, 0);
+  c.bounds.resize(static_cast<std::size_t>(count) * 2);
+  c.k.assign(static_cast<std::size_t>(count) * c.ksize, 0);
   std::vector<double> kk(c.ksize);
-  for (int xx = 0; xx < out_size; ++xx) {
-    double center = 0.0 + (xx + 0.5) * scale;
+  for (int64_t i = 0; i < count; ++i) {
+    double center = 0.0 + (static_cast<double>(first + i) + 0.5) * scale;
     double ww = 0.0, ss = 1.0 / filterscale;
     int xmin = static_cast<int>(center - support + 0.5);
     if (xmin < 0) xmin = 0;
@@ -301,11 +304,11 @@ Coeffs precompute_coeffs(int in_size, int out_size) {
     for (x = 0; x < xmax; ++x)
       if (ww != 0.0) kk[x] /= ww;
     for (; x < c.ksize; ++x) kk[x] = 0;
-    c.bounds[xx * 2] = xmin;
-    c.bounds[xx * 2 + 1] = xmax;
+    c.bounds[i * 2] = xmin;
+    c.bounds[i * 2 + 1] = xmax;
     for (x = 0; x < c.ksize; ++x) {
       double v = kk[x] * (1 << kPrecisionBits);
-      c.k[static_cast<std::size_t>(xx) * c.ksize + x] = static_cast<int32_t>(kk[x] < 0 ? -0.5 + v : 0.5 + v);
+      c.k[static_cast<std::size_t>(i) * c.ksize + x] = static_cast<int32_t>(kk[x] < 0 ? -0.5 + v : 0.5 + v);
     }
   }
   return c;
@@ -315,34 +318,54 @@ inline uint8_t clip8(int32_t v) {
   v >>= kPrecisionBits;  // arithmetic shift, as Pillow's lookup index
   return static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
 }
-}  // namespace
 
-ImageU8 resize_bilinear_pil(const ImageU8& in, int64_t out_h, int64_t out_w) {
+// The window [top, top + win_h) x [left, left + win_w) of Pillow's resize of `in` to out_h x out_w
+// (ImagingResampleInner: horizontal pass over the input rows the vertical pass reads, a round to
+// uint8, then the vertical pass; a pass is skipped where that side keeps its size), zeros where
+// the window leaves the resized image. Only the outputs inside the window are computed.
+ImageU8 resize_window(const ImageU8& in, int64_t out_h, int64_t out_w, int64_t top, int64_t left, int64_t win_h,
+                      int64_t win_w) {
   if (in.h <= 0 || in.w <= 0 || out_h <= 0 || out_w <= 0)
-    throw std::runtime_error("dfq: resize of an empty image or to an empty size");
-  if (out_h == in.h && out_w == in.w) return in;  // Image.resize returns a copy
-  Coeffs ch = precompute_coeffs(static_cast<int>(in.w), static_cast<int>(out_w));
-  Coeffs cv = precompute_coeffs(static_cast<int>(in.h), static_cast<int>(out_h));
-  bool need_h = out_w != in.w, need_v = out_h != in.h;
-  int y_first = cv.bounds[0];
-  int y_last = cv.bounds[(out_h - 1) * 2] + cv.bounds[(out_h - 1) * 2 + 1];
-
-  ImageU8 cur;
-  const ImageU8* src = &in;
+    throw std::invalid_argument("dfq: resize of an empty image or to an empty size");
+  if (in.h > INT32_MAX || in.w > INT32_MAX || static_cast<int64_t>(in.data.size()) != in.h * in.w * 3)
+    throw std::invalid_argument("dfq: resize of a malformed image");
+  if (win_h < 1 || win_w < 1 || win_w > INT64_MAX / 3 / win_h)
+    throw std::invalid_argument("dfq: resize window " + std::to_string(win_h) + "x" + std::to_string(win_w) +
+                                ": bad size");
+  ImageU8 out;
+  out.h = win_h;
+  out.w = win_w;
+  out.data.assign(static_cast<std::size_t>(win_h * win_w * 3), 0);
+  // the outputs [y0, y1) x [x0, x1) of the resized image fall inside the window
+  const int64_t y0 = std::max<int64_t>(top, 0), y1 = std::min(top + win_h, out_h);
+  const int64_t x0 = std::max<int64_t>(left, 0), x1 = std::min(left + win_w, out_w);
+  if (y1 <= y0 || x1 <= x0) return out;
+  const int64_t ny = y1 - y0, nx = x1 - x0;
+  const bool need_h = out_w != in.w, need_v = out_h != in.h;
+  Coeffs cv;
+  int64_t r_first = y0, r_last = y1;  // the input rows the vertical pass reads
+  if (need_v) {
+    cv = precompute_coeffs(static_cast<int>(in.h), out_h, y0, ny);
+    r_first = cv.bounds[0];  // bounds grow with the output index
+    r_last = cv.bounds[(ny - 1) * 2] + cv.bounds[(ny - 1) * 2 + 1];
+  }
+  // rows[r - r_first]: input row r after the horizontal pass (or as it is), outputs [x0, x1)
+  std::vector<uint8_t> tmp;
+  auto row = [&](int64_t r) -> const uint8_t* {
+    return need_h ? tmp.data() + (r - r_first) * nx * 3 : in.px(r, x0);
+  };
   if (need_h) {
-    for (int64_t i = 0; i < out_h; ++i) cv.bounds[i * 2] -= y_first;
-    cur.h = y_last - y_first;
-    cur.w = out_w;
-    cur.data.resize(static_cast<std::size_t>(cur.h * cur.w * 3));
-    for (int64_t yy = 0; yy < cur.h; ++yy) {
-      const uint8_t* row = in.px(yy + y_first, 0);
-      uint8_t* orow = cur.px(yy, 0);
-      for (int64_t xx = 0; xx < out_w; ++xx) {
+    Coeffs ch = precompute_coeffs(static_cast<int>(in.w), out_w, x0, nx);
+    tmp.resize(static_cast<std::size_t>((r_last - r_first) * nx * 3));
+    for (int64_t r = r_first; r < r_last; ++r) {
+      const uint8_t* irow = in.px(r, 0);
+      uint8_t* orow = tmp.data() + (r - r_first) * nx * 3;
+      for (int64_t xx = 0; xx < nx; ++xx) {
         int xmin = ch.bounds[xx * 2], xmax = ch.bounds[xx * 2 + 1];
         const int32_t* k = &ch.k[static_cast<std::size_t>(xx) * ch.ksize];
         int32_t s0 = 1 << (kPrecisionBits - 1), s1 = s0, s2 = s0;
         for (int x = 0; x < xmax; ++x) {
-          const uint8_t* p = row + (x + xmin) * 3;
+          const uint8_t* p = irow + (x + xmin) * 3;
           s0 += p[0] * k[x];
           s1 += p[1] * k[x];
           s2 += p[2] * k[x];
@@ -352,21 +375,19 @@ ImageU8 resize_bilinear_pil(const ImageU8& in, int64_t out_h, int64_t out_w) {
         orow[xx * 3 + 2] = clip8(s2);
       }
     }
-    src = &cur;
   }
-  if (!need_v) return need_h ? cur : in;
-  ImageU8 out;
-  out.h = out_h;
-  out.w = src->w;
-  out.data.resize(static_cast<std::size_t>(out.h * out.w * 3));
-  for (int64_t yy = 0; yy < out_h; ++yy) {
+  for (int64_t yy = 0; yy < ny; ++yy) {
+    uint8_t* orow = out.px(y0 + yy - top, x0 - left);
+    if (!need_v) {
+      std::memcpy(orow, row(y0 + yy), static_cast<std::size_t>(nx * 3));
+      continue;
+    }
     int ymin = cv.bounds[yy * 2], ymax = cv.bounds[yy * 2 + 1];
     const int32_t* k = &cv.k[static_cast<std::size_t>(yy) * cv.ksize];
-    uint8_t* orow = out.px(yy, 0);
-    for (int64_t xx = 0; xx < out.w; ++xx) {
+    for (int64_t xx = 0; xx < nx; ++xx) {
       int32_t s0 = 1 << (kPrecisionBits - 1), s1 = s0, s2 = s0;
       for (int y = 0; y < ymax; ++y) {
-        const uint8_t* p = src->px(y + ymin, xx);
+        const uint8_t* p = row(y + ymin) + xx * 3;
         s0 += p[0] * k[y];
         s1 += p[1] * k[y];
         s2 += p[2] * k[y];
@@ -379,14 +400,6 @@ ImageU8 resize_bilinear_pil(const ImageU8& in, int64_t out_h, int64_t out_w) {
   return out;
 }
 
-std::array<int64_t, 2> resized_shorter_side(int64_t h, int64_t w, int64_t size) {
-  int64_t shorter = std::min(h, w), longer = std::max(h, w);
-  // Python: int(size * long / short), a double division truncated.
-  int64_t new_long = static_cast<int64_t>(static_cast<double>(size * longer) / static_cast<double>(shorter));
-  return w <= h ? std::array<int64_t, 2>{new_long, size} : std::array<int64_t, 2>{size, new_long};
-}
-
-namespace {
 // Where crop pixel 0 sits in the source along one axis (negative: zero padding before the image).
 int64_t crop_offset(int64_t size, int64_t crop) {
   if (crop > size) return -((crop - size) / 2);  // torchvision pads (crop - size) // 2 before
@@ -395,9 +408,32 @@ int64_t crop_offset(int64_t size, int64_t crop) {
   if (d % 2 == 1 && k % 2 == 1) ++k;
   return k;
 }
+void check_crop(int64_t crop_h, int64_t crop_w) {
+  if (crop_h < 1 || crop_w < 1)
+    throw std::invalid_argument("dfq: crop to " + std::to_string(crop_h) + "x" + std::to_string(crop_w) +
+                                ": sizes must be >= 1");
+}
 }  // namespace
 
+ImageU8 resize_bilinear_pil(const ImageU8& in, int64_t out_h, int64_t out_w) {
+  if (out_h == in.h && out_w == in.w && in.h > 0 && in.w > 0) return in;  // Image.resize returns a copy
+  return resize_window(in, out_h, out_w, 0, 0, out_h, out_w);
+}
+
+ImageU8 resize_center_crop_pil(const ImageU8& img, int64_t out_h, int64_t out_w, int64_t crop_h, int64_t crop_w) {
+  check_crop(crop_h, crop_w);
+  return resize_window(img, out_h, out_w, crop_offset(out_h, crop_h), crop_offset(out_w, crop_w), crop_h, crop_w);
+}
+
+std::array<int64_t, 2> resized_shorter_side(int64_t h, int64_t w, int64_t size) {
+  int64_t shorter = std::min(h, w), longer = std::max(h, w);
+  // Python: int(size * long / short), a double division truncated.
+  int64_t new_long = static_cast<int64_t>(static_cast<double>(size * longer) / static_cast<double>(shorter));
+  return w <= h ? std::array<int64_t, 2>{new_long, size} : std::array<int64_t, 2>{size, new_long};
+}
+
 ImageU8 center_crop(const ImageU8& img, int64_t crop_h, int64_t crop_w) {
+  check_crop(crop_h, crop_w);
   ImageU8 out;
   out.h = crop_h;
   out.w = crop_w;
@@ -426,9 +462,14 @@ void to_normalized_chw(const ImageU8& img, const NormalizeParams& norm, float* o
 }
 
 void EvalTransform::apply(const ImageU8& img, float* out) const {
+  if (resize < 1 || crop < 1)
+    throw std::invalid_argument("dfq: eval transform needs resize >= 1 and crop >= 1, got " + std::to_string(resize) +
+                                " and " + std::to_string(crop));
+  if (img.h <= 0 || img.w <= 0) throw std::invalid_argument("dfq: eval transform of an empty image");
   auto [rh, rw] = resized_shorter_side(img.h, img.w, resize);
-  ImageU8 resized = resize_bilinear_pil(img, rh, rw);
-  to_normalized_chw(center_crop(resized, crop, crop), norm, out);
+  // Resize + CenterCrop: only the resized pixels the crop keeps (a 1-pixel-high banner would
+  // otherwise resize to resize x (resize * width) pixels).
+  to_normalized_chw(resize_center_crop_pil(img, rh, rw, crop, crop), norm, out);
 }
 
 }  // namespace dfq
