@@ -488,3 +488,26 @@ TEST_CASE("data: Resize + CenterCrop computes only the crop, byte for byte the w
   tf.crop = 0;
   CHECK(error_of([&] { tf(banner); }).find("crop >= 1") != std::string::npos);
 }
+
+TEST_CASE("data: labels files with labels too large for 64 bits or NUL bytes, labels outside the classes: errors") {
+  TempDir t("biglabels");
+  write_png(t / "val/a.png", 1);
+  write_png(t / "val/b.png", 2);
+  // std::stoll threw std::out_of_range("stoll") here, naming neither the file nor the line.
+  { std::ofstream(t / "pairs.txt") << "a.png 1\nb.png 99999999999999999999\n"; }
+  { std::ofstream(t / "column.txt") << "1\n-99999999999999999999\n"; }
+  for (const char* f : {"pairs.txt", "column.txt"}) {
+    std::string e = error_of([&] { ImageFolderDataset::from_labels_file(t / "val", t / f); });
+    CHECK(e.find(std::string(f) + ":2: label is not a class index") != std::string::npos);
+  }
+  // A NUL byte cut the name short where the file was opened (found by the fuzzer: "b.png\0..." read
+  // b.png, and its errors were cut short there too).
+  { std::ofstream(t / "nul.txt", std::ios::binary) << std::string("a.png 0\nb.png\0x 1\n", 18); }
+  CHECK(error_of([&] { ImageFolderDataset::from_labels_file(t / "val", t / "nul.txt"); }).find("nul.txt:2: a NUL byte") !=
+        std::string::npos);
+  // A label the model has no class for: topk_correct read past the logits' row.
+  Tensor logits = Tensor::from_vector({0.f, 1.f, 2.f, 3.f, 2.f, 1.f}, {2, 3});
+  CHECK(topk_correct(logits, Tensor::from_vector_i64({2, 1}, {2}), 1) == 1);
+  CHECK(error_of([&] { topk_correct(logits, Tensor::from_vector_i64({2, 3}, {2}), 1); })
+            .find("label 3 out of range [0, 3)") != std::string::npos);
+}

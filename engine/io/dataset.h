@@ -59,7 +59,7 @@ class ImageFolderDataset : public Dataset {
   //     order (the count must match).
   //   Labels are taken as written: the official ILSVRC2012_validation_ground_truth.txt (1-based
   //   devkit ids, not torchvision's order) must first be turned into torchvision class indices.
-  //   Lines that are empty or start with '#' are skipped.
+  //   Lines that are empty or start with '#' are skipped; a NUL byte is an error (not a text file).
   static ImageFolderDataset from_labels_file(const std::string& root, const std::string& labels_file,
                                              EvalTransform tf = {});
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -58,13 +59,16 @@ std::vector<std::string> split_fields(const std::string& line) {
   if (!cur.empty()) f.push_back(cur);
   return f;
 }
+// Whether s is written as an integer ([+-]digits); v is its value, or -1 where that does not fit
+// int64_t (callers refuse labels < 0, so a label too large for any class is refused with them).
 bool parse_index(const std::string& s, int64_t& v) {
   if (s.empty()) return false;
   std::size_t i = (s[0] == '-' || s[0] == '+') ? 1 : 0;
   if (i == s.size()) return false;
   for (std::size_t j = i; j < s.size(); ++j)
     if (!std::isdigit(static_cast<unsigned char>(s[j]))) return false;
-  v = std::stoll(s);
+  const char* first = s.data() + (s[0] == '+' ? 1 : 0);  // from_chars takes '-' but not '+'
+  if (std::from_chars(first, s.data() + s.size(), v).ec != std::errc()) v = -1;
   return true;
 }
 }  // namespace
@@ -115,6 +119,9 @@ ImageFolderDataset ImageFolderDataset::from_labels_file(const std::string& root,
   std::vector<int64_t> line_no;
   std::string line;
   for (int64_t ln = 1; std::getline(in, line); ++ln) {
+    if (line.find('\0') != std::string::npos)  // no file name holds one: a binary file, not a labels file
+      throw std::runtime_error("dfq: labels file " + labels_file + ":" + std::to_string(ln) +
+                               ": a NUL byte (not a text file?)");
     std::vector<std::string> f = split_fields(line);
     if (f.empty() || f[0][0] == '#') continue;
     if (!rows.empty() && f.size() != rows[0].size())
@@ -130,7 +137,7 @@ ImageFolderDataset ImageFolderDataset::from_labels_file(const std::string& root,
   if (rows.empty()) throw std::runtime_error("dfq: labels file " + labels_file + ": no labels");
   auto bad_label = [&](std::size_t i) {
     return std::runtime_error("dfq: labels file " + labels_file + ":" + std::to_string(line_no[i]) +
-                              ": label is not a class index >= 0: '" + rows[i].back() + "'");
+                              ": label is not a class index (an integer in [0, 2^63)): '" + rows[i].back() + "'");
   };
   ImageFolderDataset ds;
   ds.tf_ = tf;

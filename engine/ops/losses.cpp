@@ -110,6 +110,12 @@ int64_t topk_correct(const Tensor& logits, const Tensor& labels, int k) {
   std::vector<float> v = logits.to_vector();
   std::vector<int64_t> l = labels.to_vector_i64();
   int64_t rows = logits.size(0), cols = logits.size(1), hits = 0;
+  if (static_cast<int64_t>(l.size()) != rows)
+    throw std::invalid_argument("dfq: topk_correct: " + labels.str() + " labels for logits " + logits.str());
+  for (int64_t r = 0; r < rows; ++r)  // a label from a labels file may name no class of the model
+    if (l[r] < 0 || l[r] >= cols)
+      throw std::out_of_range("dfq: topk_correct: label " + std::to_string(l[r]) + " out of range [0, " +
+                              std::to_string(cols) + ") (the model's classes)");
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = v.data() + r * cols;
     float target = row[l[r]];
