@@ -1,7 +1,8 @@
 // image.cpp — stb_image decoding and the PIL / torchvision eval transform (see image.h).
 // stb's implementation comes from Debian's libstb (linked by CMake); where that library is absent
-// CMake defines DFQ_STB_BUILTIN and this file compiles the implementation itself. image_grid and
-// EvalTransform::operator() (the parts that make or read Tensors) are in image_tensor.cpp.
+// CMake defines DFQ_STB_BUILTIN and this file compiles the implementation itself (so does the fuzz
+// target, to have stb instrumented too). image_grid and EvalTransform::operator() (the parts that
+// make or read Tensors) are in image_tensor.cpp.
 // Decoding checks the bytes for what stb 2.27 mishandles (below), asks stbi_info for the header's
 // size and refuses more than max_pixels pixels, and only then decodes.
 // The resize follows Pillow's src/libImaging/Resample.c (precompute_coeffs, normalize_coeffs_8bpc,
