@@ -138,8 +138,9 @@ Tensor mse_loss(const Tensor& a, const Tensor& b);  // mean of squared differenc
 // ---- helpers ---------------------------------------------------------------------------------
 // Row-wise argmax of (B,C) logits on the host; top-k hits for accuracy.
 std::vector<int64_t> argmax_rows(const Tensor& logits);
-// Number of rows whose label is among the k largest logits.
-int64_t topk_correct(const Tensor& logits, const Tensor& labels, int k);  // non-finite rows: misses
+// Number of rows whose label is among the k largest logits; a row with a NaN or an infinity is a
+// miss. Throws std::out_of_range for a label outside [0, C).
+int64_t topk_correct(const Tensor& logits, const Tensor& labels, int k);
 int64_t nonfinite_rows(const Tensor& logits);  // rows holding a NaN or an infinity
 
 }  // namespace dfq

@@ -5,6 +5,7 @@
 //  - ImageFolder label order, labels-file formats, errors naming the file, loader determinism.
 // Every TEST_CASE is named "data: ...".
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cmath>
@@ -12,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <string>
 
 #include "engine/io/dataset.h"
@@ -356,4 +358,167 @@ TEST_CASE("data: an unreadable image gives one clear error naming the file, also
     });
     CHECK(e.find("broken.jpg") != std::string::npos);
   }
+}
+
+// ---- hostile files: each case was a bug; "found by the fuzzer" marks those tests/fuzz/fuzz_image.cpp
+// found, the others were found while writing it -------------------------------------------------------
+namespace {
+std::vector<uint8_t> read_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+std::vector<uint8_t> bytes_of(const std::string& s) { return {s.begin(), s.end()}; }
+std::string decode_error_of(const std::vector<uint8_t>& b, int64_t max_pixels = kMaxImagePixels) {
+  return error_of([&] { decode_image_rgb(b.data(), static_cast<int64_t>(b.size()), "hostile.img", max_pixels); });
+}
+void put_be32(std::vector<uint8_t>& b, std::size_t at, uint32_t v) {
+  for (int i = 0; i < 4; ++i) b[at + i] = static_cast<uint8_t>(v >> (24 - 8 * i));
+}
+}  // namespace
+
+TEST_CASE("data: an image whose header claims more pixels than the limit is refused before decoding") {
+  TempDir t("bigheader");
+  save_png(t / "small.png", solid(2, 3, 1, 2, 3));
+  std::vector<uint8_t> png = read_bytes(t / "small.png");
+  REQUIRE(png.size() > 33);
+  CHECK(decode_image_rgb(png.data(), static_cast<int64_t>(png.size()), "small", 6).h == 2);
+  CHECK(decode_error_of(png, 5).find("3x2 = 6 pixels, over the limit of 5") != std::string::npos);
+  // IHDR (bytes 16..28, CRC after) claims 20000 x 10000: refused by the header, nothing allocated.
+  put_be32(png, 16, 20000);
+  put_be32(png, 20, 10000);
+  put_be32(png, 29, static_cast<uint32_t>(crc32(0, png.data() + 12, 17)));
+  std::string e = decode_error_of(png);
+  CHECK(e.find("hostile.img") != std::string::npos);
+  CHECK(e.find("over the limit of 178956970") != std::string::npos);
+  // The limit is PIL's decompression-bomb error threshold; load_image_rgb takes one too.
+  CHECK(kMaxImagePixels == 2 * 89478485);
+  CHECK(error_of([&] { load_image_rgb(kFixtures + "/images/objects.jpg", 256 * 171 - 1); }).find("objects.jpg") !=
+        std::string::npos);
+  CHECK(load_image_rgb(kFixtures + "/images/objects.jpg", 256 * 171).w == 256);
+}
+
+TEST_CASE("data: a PGM/PPM without pixels, cut short or with numbers over INT_MAX is an error") {
+  // stb 2.27 decoded the first (found by the fuzzer: the comment eats "2 2", height 0) to an empty
+  // image the eval transform then divided by, and returned uninitialised memory for the second.
+  CHECK(decode_error_of(bytes_of(std::string("P5\n#2 2\n255\n\xf2\x17<\0\x1a\xc9\xa4\xf5", 20))).find("no pixels") !=
+        std::string::npos);
+  std::string pgm = "P5\n# 4 x 4\n4 4\n255\n";
+  CHECK(decode_error_of(bytes_of(pgm + std::string(15, 'x')))
+            .find("truncated PGM/PPM: 15 bytes of pixels, the header says 16") !=
+        std::string::npos);
+  std::vector<uint8_t> full = bytes_of(pgm + std::string(16, 'x'));
+  ImageU8 img = decode_image_rgb(full.data(), static_cast<int64_t>(full.size()), "full");
+  CHECK((img.h == 4 && img.w == 4 && img.px(3, 3)[0] == 'x' && img.px(3, 3)[2] == 'x'));
+  CHECK(decode_error_of(bytes_of("P6\n3000000000 1\n255\n")).find("width over 2147483647") != std::string::npos);
+  CHECK(decode_error_of(bytes_of("P6 1 1 255 ")).find("truncated PGM/PPM: 0 bytes") != std::string::npos);
+  // 16-bit samples: stb 2.27 kept the low byte of each (big-endian) sample, and read past its
+  // buffer for a grey image.
+  std::string e16 = decode_error_of(bytes_of(std::string("P5 2 1 65535 \x12\x34\xab\xcd", 17)));
+  CHECK(e16.find("16-bit PGM/PPM (maximum value 65535): only 8-bit ones are supported") != std::string::npos);
+}
+
+TEST_CASE("data: JPEGs stb 2.27 mishandles are refused: Huffman tables over 256 codes, undefined tables, no scan") {
+  // DHT: class/id 0, 16 counts of 255 (4080 codes), 4080 values (found by the fuzzer: UBSan, index 257
+  // out of bounds for stbi__huffman::size[257]).
+  std::vector<uint8_t> dht = {0xFF, 0xC4, 0x10, 0x03, 0x00};  // length 2 + 17 + 4080 = 4099
+  dht.insert(dht.end(), 16, 0xFF);
+  dht.insert(dht.end(), 4080, 0x00);
+  std::vector<uint8_t> jpg = {0xFF, 0xD8};
+  jpg.insert(jpg.end(), dht.begin(), dht.end());
+  jpg.insert(jpg.end(), {0xFF, 0xD9});
+  CHECK(decode_error_of(jpg).find("corrupt JPEG: a Huffman table of 4080 codes (at most 256)") != std::string::npos);
+  // The same table after a real image's scan, before its EOI: stb reads it there too.
+  std::vector<uint8_t> real = read_bytes(kFixtures + "/images/objects.jpg");
+  REQUIRE((real.size() > 4 && real[real.size() - 2] == 0xFF && real.back() == 0xD9));
+  CHECK(decode_image_rgb(real.data(), static_cast<int64_t>(real.size()), "objects").w == 256);
+  real.insert(real.end() - 2, dht.begin(), dht.end());
+  CHECK(decode_error_of(real).find("Huffman table of 4080 codes") != std::string::npos);
+  // objects.jpg: DQT, SOF0 (component 1, quantisation table at byte 101), DHT DC 0, DHT AC 0 (table
+  // class and id at byte 135), SOS at byte 196. A table the scan uses but no DHT / DQT defines: stb
+  // 2.27 read its uninitialised table (found by the fuzzer: reads past stbi__bmask and maxcode).
+  std::vector<uint8_t> jpg0 = read_bytes(kFixtures + "/images/objects.jpg");
+  REQUIRE((jpg0[135] == 0x10 && jpg0[101] == 0x00 && jpg0[196] == 0xFF && jpg0[197] == 0xDA));
+  std::vector<uint8_t> bad = jpg0;
+  bad[135] = 0x11;  // the AC table is defined as table 1, the scan uses table 0
+  CHECK(decode_error_of(bad).find("a scan uses a Huffman table that is not defined") != std::string::npos);
+  bad = jpg0;
+  bad[101] = 0x01;  // the component's quantisation table 1 is never defined
+  CHECK(decode_error_of(bad).find("a scan uses a quantisation table that is not defined") != std::string::npos);
+  // No scan at all (SOS to EOI cut): stb 2.27 returned uninitialised memory as the image.
+  bad.assign(jpg0.begin(), jpg0.begin() + 196);
+  bad.insert(bad.end(), {0xFF, 0xD9});
+  CHECK(decode_error_of(bad).find("corrupt JPEG: no scan decodes component 1") != std::string::npos);
+}
+
+TEST_CASE("data: only JPEG, PNG, BMP and binary PGM/PPM are decoded, whatever the file is called") {
+  // stb 2.27 would decode these (its TGA test takes many files for a TGA; found by the fuzzer: a
+  // 117-byte TGA claiming 8224 x 8224 pixels ran into libFuzzer's 10 s timeout).
+  std::vector<uint8_t> tga = {0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 24, 0, 10, 20, 30};
+  CHECK(decode_error_of(tga).find("not a JPEG, PNG, BMP or binary PGM/PPM file") != std::string::npos);
+  CHECK(decode_error_of(bytes_of("GIF89a\1\0\1\0\0\0\0")).find("not a JPEG, PNG") != std::string::npos);
+  CHECK(decode_error_of(bytes_of("P3\n1 1\n255\n1 2 3\n")).find("not a JPEG, PNG") != std::string::npos);
+}
+
+TEST_CASE("data: Resize + CenterCrop computes only the crop, byte for byte the whole resize then the crop") {
+  auto noise = [](int64_t h, int64_t w) {
+    ImageU8 im = solid(h, w, 0, 0, 0);
+    for (std::size_t i = 0; i < im.data.size(); ++i) im.data[i] = static_cast<uint8_t>((i * 2654435761u) >> 13);
+    return im;
+  };
+  struct Case {
+    int64_t h, w, out_h, out_w, crop_h, crop_w;
+  };
+  for (Case c : {Case{37, 91, 256, 629, 224, 224}, Case{300, 256, 300, 256, 224, 224}, Case{300, 256, 256, 256, 225, 7},
+                 Case{5, 300, 5, 17, 9, 3}, Case{91, 37, 31, 37, 40, 40}, Case{1, 1, 3, 3, 2, 2},
+                 Case{1, 37, 256, 9472, 224, 224},
+                 Case{427, 640, 256, 383, 224, 224}, Case{13, 17, 4, 5, 1, 1}}) {
+    ImageU8 im = noise(c.h, c.w);
+    ImageU8 a = resize_center_crop_pil(im, c.out_h, c.out_w, c.crop_h, c.crop_w);
+    ImageU8 b = center_crop(resize_bilinear_pil(im, c.out_h, c.out_w), c.crop_h, c.crop_w);
+    CHECK((a.h == b.h && a.w == b.w));
+    CHECK_MESSAGE(a.data == b.data, c.h << "x" << c.w << " -> " << c.out_h << "x" << c.out_w << " crop " << c.crop_h);
+  }
+  // A 1 x 20000 banner: Resize(256) makes it 256 x 5120000 (the whole resize was 3.9 GB); only the
+  // crop is computed. Its pixels are those of input columns 9990..10009 alone, resized 256-fold.
+  ImageU8 banner = noise(1, 20000);
+  EvalTransform tf;
+  Tensor got = tf(banner);
+  ImageU8 part = solid(1, 20, 0, 0, 0);
+  std::copy(banner.px(0, 9990), banner.px(0, 10010), part.data.begin());
+  ImageU8 want = resize_bilinear_pil(part, 256, 20 * 256);
+  const int64_t top = 16, left = (5120000 - 224) / 2 - 9990 * 256;  // crop offsets, shifted
+  std::vector<float> g = got.to_vector();
+  int64_t bad = 0;
+  for (int64_t ch = 0; ch < 3; ++ch)
+    for (int64_t y = 0; y < 224; ++y)
+      for (int64_t x = 0; x < 224; ++x) {
+        float v = (static_cast<float>(want.px(top + y, left + x)[ch]) / 255.0f - tf.norm.mean[ch]) / tf.norm.std[ch];
+        bad += g[(ch * 224 + y) * 224 + x] != v;
+      }
+  CHECK(bad == 0);
+  tf.crop = 0;
+  CHECK(error_of([&] { tf(banner); }).find("crop >= 1") != std::string::npos);
+}
+
+TEST_CASE("data: labels files with labels too large for 64 bits or NUL bytes, labels outside the classes: errors") {
+  TempDir t("biglabels");
+  write_png(t / "val/a.png", 1);
+  write_png(t / "val/b.png", 2);
+  // std::stoll threw std::out_of_range("stoll") here, naming neither the file nor the line.
+  { std::ofstream(t / "pairs.txt") << "a.png 1\nb.png 99999999999999999999\n"; }
+  { std::ofstream(t / "column.txt") << "1\n-99999999999999999999\n"; }
+  for (const char* f : {"pairs.txt", "column.txt"}) {
+    std::string e = error_of([&] { ImageFolderDataset::from_labels_file(t / "val", t / f); });
+    CHECK(e.find(std::string(f) + ":2: label is not a class index") != std::string::npos);
+  }
+  // A NUL byte cut the name short where the file was opened (found by the fuzzer: "b.png\0..." read
+  // b.png, and its errors were cut short there too).
+  { std::ofstream(t / "nul.txt", std::ios::binary) << std::string("a.png 0\nb.png\0x 1\n", 18); }
+  CHECK(error_of([&] { ImageFolderDataset::from_labels_file(t / "val", t / "nul.txt"); }).find("nul.txt:2: a NUL byte") !=
+        std::string::npos);
+  // A label the model has no class for: topk_correct read past the logits' row.
+  Tensor logits = Tensor::from_vector({0.f, 1.f, 2.f, 3.f, 2.f, 1.f}, {2, 3});
+  CHECK(topk_correct(logits, Tensor::from_vector_i64({2, 1}, {2}), 1) == 1);
+  CHECK(error_of([&] { topk_correct(logits, Tensor::from_vector_i64({2, 3}, {2}), 1); })
+            .find("label 3 out of range [0, 3)") != std::string::npos);
 }

@@ -10,7 +10,9 @@
 // Rules: get() is const and thread-safe (the loader calls it from several threads); all randomness
 // is drawn in begin_epoch() on the calling thread, so results never depend on thread timing.
 // Errors (missing folder, empty class, bad labels file) give one message naming the path.
+// ImageFolderDataset is in image_folder.cpp (the fuzz target builds it alone), the rest in dataset.cpp.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -30,7 +32,11 @@ class Dataset {
   virtual int64_t label(int64_t index) const = 0;
   // Classes the labels name: the class folders (or names) when the dataset has them, else the
   // largest label + 1. A model must have at least this many outputs (models::check_labels).
-  virtual int64_t num_classes() const;
+  virtual int64_t num_classes() const {
+    int64_t n = 0;
+    for (int64_t i = 0; i < size(); ++i) n = std::max(n, label(i) + 1);
+    return n;
+  }
   // Writes item `index` (numel(item_shape()) floats) to out and returns its label. Thread-safe.
   virtual int64_t get(int64_t index, float* out) const = 0;
   // Called once before each pass (by DataLoader::start_epoch). gen may be null when the dataset
@@ -61,7 +67,7 @@ class ImageFolderDataset : public Dataset {
   //     order (the count must match).
   //   Labels are taken as written: the official ILSVRC2012_validation_ground_truth.txt (1-based
   //   devkit ids, not torchvision's order) must first be turned into torchvision class indices.
-  //   Lines that are empty or start with '#' are skipped.
+  //   Lines that are empty or start with '#' are skipped; a NUL byte is an error (not a text file).
   static ImageFolderDataset from_labels_file(const std::string& root, const std::string& labels_file,
                                              EvalTransform tf = {});
 

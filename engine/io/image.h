@@ -9,8 +9,17 @@
 //   ToTensor         u8 / 255 (float32);  Normalize  (x - mean) / std (float32), CHW layout.
 // Rules: images are interleaved (H,W,3) uint8, rows top to bottom. Grey and grey+alpha images are
 // replicated to RGB, alpha is dropped (as PIL's convert('RGB')); EXIF orientation and colour profiles
-// are ignored (as PIL without exif_transpose). 16-bit PNGs are reduced to 8 bits by stb (>> 8).
+// are ignored (as PIL without exif_transpose). 16-bit PNGs are reduced to 8 bits by stb (>> 8);
+// 16-bit PGM/PPM are refused.
+// Hostile files: the format is told by content (any other, e.g. GIF or TGA, is refused whatever the
+// file is called); known stb 2.27 failures are checked for first (image.cpp); the header's width x
+// height is checked (stbi_info) against a pixel limit before anything is decoded, so a small file
+// claiming giant dimensions is refused, never allocated; the eval transform computes only the
+// pixels its crop keeps, so extreme aspect ratios cost nothing. Decoding is bounded by the pixel
+// limit, not by the file size: stb fills a BMP cut short with zeros (PIL would refuse it).
 // Every error names the file. All functions are thread-safe (no global state).
+// The Tensor-making parts (image_grid, EvalTransform::operator()) are in image_tensor.cpp, so that
+// the fuzz target (tests/fuzz/fuzz_image.cpp) builds the decoders without the engine core.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -28,10 +37,16 @@ struct ImageU8 {
   const uint8_t* px(int64_t y, int64_t x) const { return data.data() + (y * w + x) * 3; }
 };
 
-// Decodes a file to RGB. Throws std::runtime_error("dfq: cannot decode image <path>: <reason>").
-ImageU8 load_image_rgb(const std::string& path);
+// Images of more pixels are refused before decoding: PIL's decompression-bomb limit (Image.open
+// raises DecompressionBombError above 2 * Image.MAX_IMAGE_PIXELS = 2 * 89478485 pixels).
+constexpr int64_t kMaxImagePixels = 2 * 89478485;
+
+// Decodes a file to RGB. Throws std::runtime_error("dfq: cannot decode image <path>: <reason>"),
+// also for a file whose header claims more than max_pixels pixels (checked before decoding).
+ImageU8 load_image_rgb(const std::string& path, int64_t max_pixels = kMaxImagePixels);
 // Decodes an in-memory encoded image; `name` only appears in error messages.
-ImageU8 decode_image_rgb(const uint8_t* bytes, int64_t size, const std::string& name);
+ImageU8 decode_image_rgb(const uint8_t* bytes, int64_t size, const std::string& name,
+                         int64_t max_pixels = kMaxImagePixels);
 // Writes an RGB PNG (written to a temporary name, then renamed). Throws naming the file on failure.
 void save_png(const std::string& path, const ImageU8& img);
 
@@ -46,6 +61,9 @@ ImageU8 resize_bilinear_pil(const ImageU8& img, int64_t out_h, int64_t out_w);
 std::array<int64_t, 2> resized_shorter_side(int64_t h, int64_t w, int64_t size);
 // torchvision CenterCrop((crop_h, crop_w)), zero-padded where the image is smaller.
 ImageU8 center_crop(const ImageU8& img, int64_t crop_h, int64_t crop_w);
+// center_crop(resize_bilinear_pil(img, out_h, out_w), crop_h, crop_w), the same bytes, computing
+// only the resized pixels inside the crop (memory and time follow the crop, not out_h x out_w).
+ImageU8 resize_center_crop_pil(const ImageU8& img, int64_t out_h, int64_t out_w, int64_t crop_h, int64_t crop_w);
 
 struct NormalizeParams {
   std::array<float, 3> mean{0.485f, 0.456f, 0.406f};  // ImageNet
@@ -55,6 +73,7 @@ struct NormalizeParams {
 void to_normalized_chw(const ImageU8& img, const NormalizeParams& norm, float* out);
 
 // The ImageNet eval transform (Resize(resize) + CenterCrop(crop) + ToTensor + Normalize).
+// apply() throws std::invalid_argument for resize or crop < 1 or an empty image.
 struct EvalTransform {
   int64_t resize = 256, crop = 224;
   NormalizeParams norm;

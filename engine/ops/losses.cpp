@@ -118,8 +118,8 @@ int64_t topk_correct(const Tensor& logits, const Tensor& labels, int k) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = v.data() + r * cols;
     if (l[r] < 0 || l[r] >= cols)
-      throw std::invalid_argument("topk_correct: label " + std::to_string(l[r]) + " outside the " + std::to_string(cols) +
-                                  " classes of the logits");
+      throw std::out_of_range("dfq: topk_correct: label " + std::to_string(l[r]) + " out of range [0, " +
+                              std::to_string(cols) + ") (the model's classes)");
     // A row with a NaN or an infinity is wrong, never a hit: NaN compares false with everything,
     // so such a row would otherwise rank its label first.
     if (!std::all_of(row, row + cols, [](float x) { return std::isfinite(x); })) continue;
