@@ -3,7 +3,11 @@
 // over a chunk of Nb images at once (so small P*Q still gives wide GEMMs); backward data is
 // GEMM + col2im, backward filter accumulates over chunks with beta = 1.
 // Rules: cblas is called inside an OpenMP parallel region only where each thread owns whole GEMMs
-// (OpenBLAS's OpenMP build then runs them single-threaded); elsewhere OpenBLAS threads itself.
+// (OpenBLAS's OpenMP build then runs them single-threaded); elsewhere through blocked_gemm, which
+// cuts a big GEMM into blocks by its shape alone and spreads them over the threads, never letting
+// OpenBLAS split it by the thread count (whose Haswell kernels sum differently per split).
+// Every GEMM's shape is a function of the problem, never of the thread count: a result is the same
+// bytes at any thread count (tests/test_repro.cpp).
 // The engine links OpenBLAS's OpenMP build, so BLAS and these loops share one OpenMP thread pool:
 // im2col / col2im / the (K, nb*PQ) packing are parallel over independent rows / planes (with the
 // pthread build of OpenBLAS the two pools fought for the cores, 10-50x slower on 2 cores).
@@ -24,8 +28,44 @@
 #include "engine/kernels/kernels.h"
 
 namespace dfq::cpu {
+using detail::kFixedSplit;
 using detail::kParMin;
 using detail::valid_q_range;
+
+namespace {
+// OpenBLAS runs a GEMM of at most this many multiply-adds single-threaded whatever its thread
+// count (its threshold, 65536 * GEMM_MULTITHREAD_THRESHOLD 4: measured, 1 and 2 threads give the
+// same bytes up to 64x64x64 and differ from 64x64x65 on with the Haswell kernels).
+constexpr int64_t kSerialGemm = int64_t(1) << 18;
+constexpr int kGemmBlocks = 4;  // blocks of a bigger GEMM (independent of the thread count)
+
+void blocked_gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
+                  const float* B, int ldb, float beta, float* C, int ldc) {
+  const CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
+  const bool by_rows = M >= N;
+  const int len = by_rows ? M : N;
+  const int blocks = int64_t(M) * N * K <= kSerialGemm ? 1 : std::min(kGemmBlocks, (len + 15) / 16);
+  if (blocks <= 1) {
+    cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  const int per = (len + blocks - 1) / blocks;
+  // Each block is one single-threaded GEMM inside the parallel region. At one OpenMP thread the
+  // region is inactive and the blocks run in turn, single-threaded as long as OpenBLAS's own count
+  // is 1 too (OMP_NUM_THREADS sets both; so does openblas_set_num_threads).
+#pragma omp parallel for schedule(static)
+  for (int b = 0; b < blocks; ++b) {
+    const int i0 = std::min(len, b * per), n = std::min(len, i0 + per) - i0;
+    if (n <= 0) continue;
+    if (by_rows)  // rows i0.. of op(A) and C
+      cblas_sgemm(CblasRowMajor, ta, tb, n, N, K, alpha, trans_a ? A + i0 : A + int64_t(i0) * lda, lda, B, ldb, beta,
+                  C + int64_t(i0) * ldc, ldc);
+    else  // columns i0.. of op(B) and C
+      cblas_sgemm(CblasRowMajor, ta, tb, M, n, K, alpha, A, lda, trans_b ? B + int64_t(i0) * ldb : B + i0, ldb, beta,
+                  C + i0, ldc);
+  }
+}
+}  // namespace
 
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
           int ldb, float beta, float* C, int ldc) {
@@ -35,8 +75,7 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
       for (int j = 0; j < N; ++j) C[int64_t(i) * ldc + j] = beta == 0.f ? 0.f : beta * C[int64_t(i) * ldc + j];
     return;
   }
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
-              alpha, A, lda, B, ldb, beta, C, ldc);
+  blocked_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 void add_bias_rows(int M, int N, const float* bias, float* y) {
@@ -241,15 +280,26 @@ namespace {
 
 // Forward and data gradient take disjoint images per chunk, so with several chunks each thread
 // takes whole chunks (its own column buffer, single-threaded GEMMs inside the parallel region, as
-// the shifted runs do) instead of every GEMM synchronising two threads; the chunks are made small
-// enough that every thread gets one. Each value is one GEMM's, in the same order as before.
+// the shifted runs do) instead of every GEMM synchronising two threads. The chunks are cut the
+// same way whatever the thread count: at least kFixedSplit of them when the work is big enough
+// (common.h: GEMM widths that followed the thread count made results follow it).
 int parallel_chunks(const Conv2dArgs& a, ConvPlan& pl) {
-  const int nt = omp_get_max_threads();
-  if (nt > 1 && a.N >= 2 && int64_t(a.N) * a.K * pl.PQ * pl.CgRS > kParMin) {
-    pl.nb = std::max(1, std::min(pl.nb, (a.N + nt - 1) / nt));
+  if (a.N >= 2 && int64_t(a.N) * a.K * pl.PQ * pl.CgRS > kParMin) {
+    pl.nb = std::max(1, std::min(pl.nb, (a.N + kFixedSplit - 1) / kFixedSplit));
     pl.direct = pl.direct && pl.nb == 1;
   }
   return (a.N + pl.nb - 1) / pl.nb;
+}
+
+// A chunk's GEMM: inside the parallel region over chunks a plain (single-threaded) one; when the
+// batch is one chunk (no region) blocked_gemm's, so that OpenBLAS never splits it by the thread count.
+void chunk_gemm(bool only_chunk, bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda,
+                const float* B, int ldb, float beta, float* C, int ldc) {
+  if (only_chunk)
+    blocked_gemm(trans_a, trans_b, M, N, K, 1.f, A, lda, B, ldb, beta, C, ldc);
+  else
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K, 1.f,
+                A, lda, B, ldb, beta, C, ldc);
 }
 
 // f(n0, nb, col, buf) for every chunk of nb images at n0, each thread with its own column buffer
@@ -278,8 +328,8 @@ void im2col_forward(const Conv2dArgs& a, ConvPlan pl, const float* x, const floa
     }
     float* out = pl.nb > 1 ? ybuf : y + n0 * y_img;  // (K, nb*PQ)
     for (int g = 0; g < a.groups; ++g)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, pl.Kg, ld, pl.CgRS, 1.f, w + g * pl.Kg * pl.CgRS,
-                  pl.CgRS, cols + g * pl.CgRS * ld, ld, 0.f, out + g * pl.Kg * ld, ld);
+      chunk_gemm(nb == a.N, false, false, pl.Kg, ld, pl.CgRS, w + g * pl.Kg * pl.CgRS, pl.CgRS, cols + g * pl.CgRS * ld,
+                 ld, 0.f, out + g * pl.Kg * ld, ld);
     if (pl.nb > 1) scatter_kpq(a.K, pl.PQ, nb, out, y + n0 * y_img);
   });
 }
@@ -295,8 +345,8 @@ void im2col_backward_data(const Conv2dArgs& a, ConvPlan pl, const float* gy, con
     }
     float* dcol = pl.direct ? gx + n0 * x_img : col;  // (CRS, nb*PQ)
     for (int g = 0; g < a.groups; ++g)
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, pl.CgRS, ld, pl.Kg, 1.f, w + g * pl.Kg * pl.CgRS, pl.CgRS,
-                  g_cols + g * pl.Kg * ld, ld, 0.f, dcol + g * pl.CgRS * ld, ld);
+      chunk_gemm(nb == a.N, true, false, pl.CgRS, ld, pl.Kg, w + g * pl.Kg * pl.CgRS, pl.CgRS, g_cols + g * pl.Kg * ld,
+                 ld, 0.f, dcol + g * pl.CgRS * ld, ld);
     if (!pl.direct) col2im(a, pl, nb, col, gx + n0 * x_img);
   });
 }
@@ -321,8 +371,8 @@ void im2col_backward_filter(const Conv2dArgs& a, const ConvPlan& pl, const float
     }
     const float beta = n0 == 0 ? 0.f : 1.f;
     for (int g = 0; g < a.groups; ++g)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, pl.Kg, pl.CgRS, ld, 1.f, g_cols + g * pl.Kg * ld, ld,
-                  cols + g * pl.CgRS * ld, ld, beta, gw + g * pl.Kg * pl.CgRS, pl.CgRS);
+      blocked_gemm(false, true, pl.Kg, pl.CgRS, ld, 1.f, g_cols + g * pl.Kg * ld, ld, cols + g * pl.CgRS * ld, ld, beta,
+                   gw + g * pl.Kg * pl.CgRS, pl.CgRS);
   }
 }
 

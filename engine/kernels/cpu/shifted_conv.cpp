@@ -102,19 +102,20 @@ void from_cpn(int64_t N, int64_t C, int64_t pixels, const float* t, float* x, co
     }
 }
 
-// The runs' GEMMs are split over the threads by rows of their output: each thread owns a block
-// of rows (K for the forward and the filter gradient, Cg for the data gradient) and makes every
-// run's GEMM for it, single-threaded (OpenBLAS's OpenMP build runs serially inside a parallel
-// region). One fork per pass instead of a two-thread GEMM per run, each of which synchronises its
-// threads with sched_yield (15-25 % of the time of these small GEMMs in perf). Each output value
-// is still one GEMM's, summed in the same order: results do not depend on the thread count.
+// The runs' GEMMs are split over the threads by rows of their output: the rows (K for the forward
+// and the filter gradient, Cg for the data gradient) are cut into kFixedSplit blocks whatever the
+// thread count (common.h: GEMM heights that followed the thread count made results follow it),
+// each thread takes whole blocks and makes every run's GEMM for them, single-threaded (OpenBLAS's
+// OpenMP build runs serially inside a parallel region). One fork per pass instead of a two-thread
+// GEMM per run, each of which synchronises its threads with sched_yield (15-25 % of the time of
+// these small GEMMs in perf).
 template <typename F>
 void split_rows(int64_t rows, int64_t work, F f) {
-#pragma omp parallel if (work > kParMin && rows >= 16)
-  {
-    const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
-    const int64_t per = (rows + nt - 1) / nt;
-    const int64_t r0 = std::min(rows, t * per), r1 = std::min(rows, r0 + per);
+  const bool split = work > kParMin && rows >= 16;
+  const int64_t blocks = split ? detail::kFixedSplit : 1, per = (rows + blocks - 1) / blocks;
+#pragma omp parallel for schedule(static) if (split)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t r0 = std::min(rows, b * per), r1 = std::min(rows, r0 + per);
     if (r0 < r1) f(r0, r1);
   }
 }
