@@ -30,7 +30,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A random-weight resnet18 with `classes` outputs at `path`; `edit` may change its tensors first.
+// A random-weight resnet18 with `classes` outputs at `path`; with set_bias, every fc bias is fc_bias.
 void write_model(const std::string& path, int classes = 10, float fc_bias = 0.f, bool set_bias = false) {
   auto m = models::create_model("resnet18", classes, 1, false);
   auto sd = m->state_dict();
