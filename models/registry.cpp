@@ -17,6 +17,7 @@ const std::vector<std::pair<std::string, Factory>>& table() {
       {"resnet18", [](int n, uint64_t s, bool ti) { return resnet18(n, s, ti); }},
       {"resnet34", [](int n, uint64_t s, bool ti) { return resnet34(n, s, ti); }},
       {"resnet50", [](int n, uint64_t s, bool ti) { return resnet50(n, s, ti); }},
+      {"pytorchcv_resnet50", [](int n, uint64_t s, bool ti) { return pytorchcv_resnet50(n, s, ti); }},
       {"resnet101", [](int n, uint64_t s, bool ti) { return resnet101(n, s, ti); }},
       {"resnet152", [](int n, uint64_t s, bool ti) { return resnet152(n, s, ti); }},
       {"vgg11", [](int n, uint64_t s, bool ti) { return vgg11(n, s, ti); }},

@@ -19,7 +19,7 @@ Conv2dOptions conv_opts(int stride, int pad) {
 }  // namespace
 
 ResNet::ResNet(const std::string& arch_name, bool bottleneck, const std::vector<int>& layers, int classes, uint64_t seed,
-               bool torchvision_init)
+               bool torchvision_init, bool stride_on_1x1)
     : Model(arch_name, classes) {
   if (layers.size() != 4) throw std::invalid_argument("dfq: ResNet needs 4 stage depths");
   if (classes < 1) throw std::invalid_argument("dfq: " + arch_name + ": num_classes must be positive");
@@ -64,9 +64,10 @@ ResNet::ResNet(const std::string& arch_name, bool bottleneck, const std::vector<
         rb->conv2 = conv(*blk, prefix, "conv2", planes, planes, 3, 1, 1);
         rb->bn2 = bn(*blk, prefix, "bn2", planes);
       } else {  // torchvision v1.5: width = planes (groups 1, base_width 64), stride on the 3x3
-        rb->conv1 = conv(*blk, prefix, "conv1", inplanes, planes, 1, 1, 0);
+        const int s1 = stride_on_1x1 ? stride : 1, s3 = stride_on_1x1 ? 1 : stride;  // pytorchcv_resnet50: on the 1x1
+        rb->conv1 = conv(*blk, prefix, "conv1", inplanes, planes, 1, s1, 0);
         rb->bn1 = bn(*blk, prefix, "bn1", planes);
-        rb->conv2 = conv(*blk, prefix, "conv2", planes, planes, 3, stride, 1);
+        rb->conv2 = conv(*blk, prefix, "conv2", planes, planes, 3, s3, 1);
         rb->bn2 = bn(*blk, prefix, "bn2", planes);
         rb->conv3 = conv(*blk, prefix, "conv3", planes, planes * expansion, 1, 1, 0);
         rb->bn3 = bn(*blk, prefix, "bn3", planes * expansion);
@@ -116,6 +117,9 @@ std::shared_ptr<ResNet> resnet34(int n, uint64_t seed, bool ti) {
 }
 std::shared_ptr<ResNet> resnet50(int n, uint64_t seed, bool ti) {
   return std::make_shared<ResNet>("resnet50", true, std::vector<int>{3, 4, 6, 3}, n, seed, ti);
+}
+std::shared_ptr<ResNet> pytorchcv_resnet50(int n, uint64_t seed, bool ti) {
+  return std::make_shared<ResNet>("pytorchcv_resnet50", true, std::vector<int>{3, 4, 6, 3}, n, seed, ti, true);
 }
 std::shared_ptr<ResNet> resnet101(int n, uint64_t seed, bool ti) {
   return std::make_shared<ResNet>("resnet101", true, std::vector<int>{3, 4, 23, 3}, n, seed, ti);

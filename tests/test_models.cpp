@@ -230,7 +230,7 @@ TEST_CASE("models: parameter counts of torchvision's architectures (1000 classes
 
 TEST_CASE("models: registry by torchvision name") {
   auto names = models::model_names();
-  CHECK(names.size() == 13);
+  CHECK(names.size() == 14);
   CHECK_THROWS_WITH_AS(models::create_model("resnet19", 10), doctest::Contains("resnet18, resnet34"), std::invalid_argument);
   auto m = models::create_model("resnet18", 7, 0, false);
   CHECK(m->arch == "resnet18");

@@ -1,4 +1,5 @@
 // checkpoint_arch.cpp — see checkpoint_arch.h. The layouts follow torchvision's resnet.py / vgg.py.
+// detect_arch returns the first entry of kResNets that fits, so resnet50 before pytorchcv_resnet50.
 #include "engine/io/checkpoint_arch.h"
 
 #include <algorithm>
@@ -11,7 +12,9 @@ namespace dfq {
 namespace {
 struct ResNetSpec { const char* name; int blocks[4]; bool bottleneck; };
 constexpr ResNetSpec kResNets[] = {{"resnet18", {2, 2, 2, 2}, false}, {"resnet34", {3, 4, 6, 3}, false},
-                                   {"resnet50", {3, 4, 6, 3}, true}};
+                                   {"resnet50", {3, 4, 6, 3}, true},
+                                   // pytorchcv's resnet50 (stride on the first 1x1): resnet50's tensors
+                                   {"pytorchcv_resnet50", {3, 4, 6, 3}, true}};
 // VGG configurations: channels, 0 = max pool
 const std::map<std::string, std::vector<int>> kVggs = {
     {"vgg11_bn", {64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0}},
@@ -34,7 +37,7 @@ std::string first_names(const NamedShapes& t) {
 }  // namespace
 
 const std::vector<std::string>& known_archs() {
-  static const std::vector<std::string> v = {"resnet18", "resnet34", "resnet50", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"};
+  static const std::vector<std::string> v = {"resnet18", "resnet34", "resnet50", "pytorchcv_resnet50", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"};
   return v;
 }
 
@@ -149,8 +152,7 @@ NamedShapes expected_tensors(const std::string& arch, int nc) {
   return out;
 }
 
-std::string check_arch(const std::string& arch, int nc, const NamedShapes& tensors) {
-  NamedShapes want = expected_tensors(arch, nc);
+std::string diff_tensors(const NamedShapes& want, const NamedShapes& tensors, const std::string& owner) {
   std::map<std::string, Shape> have(tensors.begin(), tensors.end());
   std::set<std::string> wanted;
   std::vector<std::string> missing, unexpected, mismatched;
@@ -160,7 +162,7 @@ std::string check_arch(const std::string& arch, int nc, const NamedShapes& tenso
     if (it == have.end()) {
       if (!ends_with(n, "num_batches_tracked")) missing.push_back(n);
     } else if (it->second != s) {
-      mismatched.push_back(n + " " + shape_str(it->second) + " (" + arch + " has " + shape_str(s) + ")");
+      mismatched.push_back(n + " " + shape_str(it->second) + " (" + owner + " has " + shape_str(s) + ")");
     }
   }
   for (const auto& [n, s] : tensors)
@@ -176,6 +178,10 @@ std::string check_arch(const std::string& arch, int nc, const NamedShapes& tenso
   list("missing", missing);
   list("unexpected", unexpected);
   return msg;
+}
+
+std::string check_arch(const std::string& arch, int nc, const NamedShapes& tensors) {
+  return diff_tensors(expected_tensors(arch, nc), tensors, arch);
 }
 
 }  // namespace dfq
