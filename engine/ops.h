@@ -43,6 +43,7 @@ Tensor add_scalar(const Tensor& x, float s);
 Tensor mul_scalar(const Tensor& x, float s);
 Tensor neg(const Tensor& x);
 Tensor relu(const Tensor& x);
+Tensor relu6(const Tensor& x);  // min(max(x, 0), 6) (MobileNetV2)
 Tensor leaky_relu(const Tensor& x, float negative_slope = 0.01f);
 Tensor tanh(const Tensor& x);
 Tensor sigmoid(const Tensor& x);

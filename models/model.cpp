@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <stdexcept>
+#include <vector>
 
 namespace dfq::models {
 
@@ -26,6 +27,15 @@ void kaiming_normal_fan_out(nn::Conv2d& conv, Generator& gen) {
   float stddev = std::sqrt(2.f / static_cast<float>(s[0] * s[2] * s[3]));
   conv.weight.copy_(randn(s, gen, Device::CPU, 0.f, stddev));
   if (conv.bias.defined()) conv.bias.zero_();
+}
+
+Tensor dropout(const Tensor& x, float p, Generator& gen) {
+  if (p <= 0.f) return x;
+  // The mask is small (a classifier's N x features): drawn on the host, moved to x's device.
+  std::vector<float> u = rand(x.shape(), gen, Device::CPU).to_vector();
+  const float keep_scale = 1.f / (1.f - p);
+  for (float& m : u) m = m < p ? 0.f : keep_scale;
+  return mul(x, Tensor::from_vector(u, x.shape()).to(x.device()));
 }
 
 void normal_init(nn::Linear& fc, float stddev, Generator& gen) {

@@ -66,4 +66,9 @@ void kaiming_normal_fan_out(nn::Conv2d& conv, Generator& gen);
 // normal(0, stddev) for a Linear weight, bias 0 (VGG's classifier: 0.01). BN needs nothing (1 / 0).
 void normal_init(nn::Linear& fc, float stddev, Generator& gen);
 
+// Inverted dropout (PyTorch's semantics, not its random stream): each element zeroed with
+// probability p, the rest scaled by 1 / (1 - p); the mask drawn from gen. The caller applies it only
+// in train mode.
+Tensor dropout(const Tensor& x, float p, Generator& gen);
+
 }  // namespace dfq::models

@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "models/mobilenet.h"
 #include "models/resnet.h"
 #include "models/vgg.h"
 
@@ -28,6 +29,8 @@ const std::vector<std::pair<std::string, Factory>>& table() {
       {"vgg13_bn", [](int n, uint64_t s, bool ti) { return vgg13_bn(n, s, ti); }},
       {"vgg16_bn", [](int n, uint64_t s, bool ti) { return vgg16_bn(n, s, ti); }},
       {"vgg19_bn", [](int n, uint64_t s, bool ti) { return vgg19_bn(n, s, ti); }},
+      {"mobilenet_v2", [](int n, uint64_t s, bool ti) { return mobilenet_v2(n, s, ti); }},
+      {"pytorchcv_mobilenetv2_w1", [](int n, uint64_t s, bool ti) { return pytorchcv_mobilenetv2_w1(n, s, ti); }},
   };
   return t;
 }

@@ -57,14 +57,7 @@ VGG::VGG(const std::string& arch_name, const std::vector<int>& cfg, bool batch_n
   fc6 = make_fc("6", 4096, classes);
 }
 
-Tensor VGG::dropout(const Tensor& x) {
-  if (!is_training() || dropout_p <= 0.f) return x;
-  // The mask is small (N x 4096): drawn on the host, moved to x's device.
-  std::vector<float> u = rand(x.shape(), dropout_gen, Device::CPU).to_vector();
-  const float keep_scale = 1.f / (1.f - dropout_p);
-  for (float& m : u) m = m < dropout_p ? 0.f : keep_scale;
-  return mul(x, Tensor::from_vector(u, x.shape()).to(x.device()));
-}
+Tensor VGG::dropout(const Tensor& x) { return is_training() ? models::dropout(x, dropout_p, dropout_gen) : x; }
 
 Tensor VGG::forward(const Tensor& x) {
   if (x.dim() != 4 || x.size(1) != 3) throw std::invalid_argument("dfq: " + arch + ": expected input (N,3,H,W), got " + x.str());

@@ -239,7 +239,7 @@ inline ReduceArgs red(std::vector<int64_t> shape, std::vector<int> mask, int64_t
   return a;
 }
 inline const char* unary_name(UnaryOp op) {
-  static const char* n[] = {"relu", "leaky_relu", "tanh", "sqrt", "square", "exp", "log", "neg", "add_scalar", "mul_scalar", "abs", "sigmoid"};
+  static const char* n[] = {"relu", "leaky_relu", "tanh", "sqrt", "square", "exp", "log", "neg", "add_scalar", "mul_scalar", "abs", "sigmoid", "relu6"};
   return n[int(op)];
 }
 

@@ -465,6 +465,10 @@ TEST_CASE("cpu kernel: unary, binary broadcast and memory kernels") {
   run(UnaryOp::LeakyRelu, 0.1f, x);
   check_close("leaky", y, {-0.2f, -0.05f, 0, 0.25f, 1.5f}, 1e-7, 1e-6);
   check_close("leaky'", gx, {0.1f, 0.2f, 0.3f, 4, 5}, 1e-7, 1e-6);
+  const std::vector<float> x6 = {-1.f, 0.f, 3.f, 6.f, 7.5f};
+  run(UnaryOp::Relu6, 0, x6);
+  check_close("relu6", y, {0, 0, 3, 6, 6}, 0, 0);
+  check_close("relu6'", gx, {0, 0, 3, 0, 0}, 0, 0);  // PyTorch: no gradient at either kink
   run(UnaryOp::Abs, 0, x);
   check_close("abs'", gx, {-1, -2, 0, 4, 5}, 0, 0);
   run(UnaryOp::Square, 0, x);

@@ -45,12 +45,13 @@ void add_memory_rows() {
 
 void add_elementwise_rows() {
   const int64_t n = 5 * 7 * 11 * 13;
-  for (int o = 0; o <= int(UnaryOp::Sigmoid); ++o) {
+  for (int o = 0; o <= int(UnaryOp::Relu6); ++o) {
     const UnaryOp op = UnaryOp(o);
     const float alpha = op == UnaryOp::LeakyRelu ? 0.1f : 0.75f;
     BufSpec x = in_f("x", n, -2, 2);
     if (op == UnaryOp::Relu || op == UnaryOp::LeakyRelu || op == UnaryOp::Abs) x = in_away("x", n);
     if (op == UnaryOp::Sqrt || op == UnaryOp::Log) x = in_pos("x", n);
+    if (op == UnaryOp::Relu6) x = in_f("x", n, -3, 9);  // both kinks inside
     row("elementwise", std::string("unary_forward ") + unary_name(op), {x, out_f("y", n)}, 1e-6, 1e-5,
         [=](auto k, const Bufs& b) { k.unary_forward(op, alpha, n, b.f(0), b.f(1)); });
     row("elementwise", std::string("unary_backward ") + unary_name(op), {x, in_f("gy", n), out_f("y", n), out_f("gx", n)}, 1e-6, 1e-5,

@@ -72,7 +72,8 @@ Tensor formula_input(const Shape& shape, int64_t t = 9999) {
   return x;
 }
 
-// "t\tname\tshape" lines; shape "64x3x7x7" or "scalar".
+// "t\tname\tshape" lines; shape "64x3x7x7" or "scalar" (the zoo's files: Python's "(64, 3, 7, 7)" /
+// "(64,)" / "()", read as the same).
 void check_state_dict_order(const models::Model& m, const std::string& file) {
   std::ifstream in(file);
   REQUIRE_MESSAGE(in.good(), "cannot open " << file);
@@ -84,7 +85,14 @@ void check_state_dict_order(const models::Model& m, const std::string& file) {
     std::istringstream ls(line);
     size_t idx;
     std::string name, shape;
-    ls >> idx >> name >> shape;
+    ls >> idx >> name;
+    std::getline(ls, shape);
+    std::string norm;
+    for (char c : shape)
+      if (c == ',') norm += 'x';
+      else if (c != ' ' && c != '\t' && c != '(' && c != ')') norm += c;
+    if (!norm.empty() && norm.back() == 'x') norm.pop_back();  // "(64,)"
+    shape = norm.empty() ? "scalar" : norm;
     REQUIRE(idx == t);
     REQUIRE_MESSAGE(t < sd.size(), "model has only " << sd.size() << " entries, golden lists " << name);
     CHECK_MESSAGE(sd[t].first == name, "entry " << t << ": got " << sd[t].first << ", want " << name);
@@ -119,6 +127,14 @@ TEST_CASE("models: resnet18 ImageNet shape, formula weights, eval logits and sta
 
 TEST_CASE("models: vgg16_bn ImageNet shape, formula weights, eval logits and state_dict order vs torchvision") {
   check_imagenet_golden("vgg16_bn", 138365992);
+}
+
+TEST_CASE("models: mobilenet_v2 ImageNet shape, formula weights, eval logits and state_dict order vs torchvision") {
+  check_imagenet_golden("mobilenet_v2", 3504872);
+}
+
+TEST_CASE("models: resnet50 ImageNet shape, formula weights, eval logits and state_dict order vs torchvision") {
+  check_imagenet_golden("resnet50", 25557032);
 }
 
 TEST_CASE("models: resnet18 activation sites, BN / conv / linear handles, act_hook") {
@@ -230,7 +246,7 @@ TEST_CASE("models: parameter counts of torchvision's architectures (1000 classes
 
 TEST_CASE("models: registry by torchvision name") {
   auto names = models::model_names();
-  CHECK(names.size() == 14);
+  CHECK(names.size() == 16);
   CHECK_THROWS_WITH_AS(models::create_model("resnet19", 10), doctest::Contains("resnet18, resnet34"), std::invalid_argument);
   auto m = models::create_model("resnet18", 7, 0, false);
   CHECK(m->arch == "resnet18");

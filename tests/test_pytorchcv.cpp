@@ -3,7 +3,8 @@
 // files, fmnist_resnet18_pytorchcv.pth) and their dfq side against checkpoint_arch and the models;
 // recognition and the resnet50 / resnet50b choice; the real Fashion-MNIST ResNet18 under pytorchcv
 // names (same tensors, 91.44 / 99.95); pytorchcv's resnet50 (stride on the 1x1, .pth written here
-// from the README's formula) and mobilenetv2_w1 against pytorchcv's eval logits; bad checkpoints.
+// from the README's formula) and mobilenetv2_w1 (the golden formula .pth) against pytorchcv's eval
+// logits; bad checkpoints.
 // Every TEST_CASE is named "pytorchcv: ..." ("pytorchcv fmnist: ..." when it reads the real model).
 #include <algorithm>
 #include <cmath>
@@ -166,7 +167,7 @@ TEST_CASE("pytorchcv: generated state dicts equal pytorchcv's own and, renamed, 
   // in the model's state_dict order
   check_same(dfq_side(pytorchcv_state_dict("resnet18", 10)), names_shapes(read_pth(kGolden + "pth/fmnist_resnet18.pth")),
              "resnet18 renamed vs the torchvision fmnist file");
-  for (const std::string& model : {"resnet18", "resnet34", "resnet50", "resnet50b"}) {
+  for (const std::string& model : pytorchcv_models()) {
     const std::string arch = pytorchcv_dfq_arch(model);
     INFO(model << " -> " << arch);
     NamedShapes dfq = dfq_side(pytorchcv_state_dict(model, 7));
@@ -191,13 +192,6 @@ TEST_CASE("pytorchcv: generated state dicts equal pytorchcv's own and, renamed, 
   CHECK(mb.at("features.18.0.weight") == Shape{1280, 320, 1, 1});
   CHECK(mb.at("classifier.1.weight") == Shape{10, 1280});
   CHECK(mb.count("classifier.1.bias") == 0);
-  // mobilenetv2b_w1 (no expansion conv in the first unit) is torchvision's layout
-  std::map<std::string, Shape> mbb;
-  for (const auto& [n, s] : dfq_side(pytorchcv_state_dict("mobilenetv2b_w1", 10))) mbb[n] = s;
-  CHECK(mbb.at("features.1.conv.0.0.weight") == Shape{32, 1, 3, 3});
-  CHECK(mbb.at("features.1.conv.1.weight") == Shape{16, 32, 1, 1});
-  CHECK(mbb.at("features.1.conv.2.weight") == Shape{16});
-  CHECK(mbb.size() + 6 == mb.size());
 }
 
 TEST_CASE("pytorchcv: each model recognised; resnet50 vs resnet50b by --arch, file name or default; layouts that fit none") {
@@ -249,6 +243,10 @@ TEST_CASE("pytorchcv: each model recognised; resnet50 vs resnet50b by --arch, fi
     narrow.push_back({n, s});
   }
   CHECK_THROWS_WITH_AS(map_pytorchcv(narrow), doctest::Contains("a width other than 1"), std::runtime_error);
+  NamedShapes no_expansion;  // mobilenetv2b_w1's first unit
+  for (const auto& [n, s] : mb)
+    if (n.rfind("features.stage1.unit1.conv1.", 0) != 0) no_expansion.push_back({n, s});
+  CHECK_THROWS_WITH_AS(map_pytorchcv(no_expansion), doctest::Contains("without an expansion conv in stage1.unit1"), std::runtime_error);
   CHECK_THROWS_WITH_AS(map_pytorchcv({{"features.init_block.weight", {1}}, {"output.weight", {10, 4}}}),
                        doctest::Contains("neither ResNet's"), std::runtime_error);
 }
@@ -311,6 +309,21 @@ TEST_CASE("pytorchcv: resnet50 (stride on the first 1x1) from the formula: conve
   double diff = 0;
   for (size_t k = 0; k < w.size(); ++k) diff = std::max(diff, std::fabs(double(b[k]) - double(w[k])));
   CHECK(diff > 1e-2);  // where the stride sits matters
+}
+
+TEST_CASE("pytorchcv: mobilenetv2_w1 (formula weights, 10 classes) converted, eval logits at 224 px equal pytorchcv's") {
+  TempDir dir("pcv_mb");
+  const std::string out = dir / "mb.bin";
+  REQUIRE(convert(kGolden + "pth/pytorchcv_mobilenetv2_w1_formula10.pth --verbose -o " + out, dir / "out.txt", dir / "err.txt") == 0);
+  CHECK(read_text(dir / "out.txt").find("pytorchcv mobilenetv2_w1 -> dfq pytorchcv_mobilenetv2_w1") != std::string::npos);
+  WeightFile f = WeightFile::open(out);
+  CHECK(f.arch() == "pytorchcv_mobilenetv2_w1");
+  CHECK(f.num_classes() == 10);
+  REQUIRE(f.find("classifier.1.weight") != nullptr);
+  CHECK(f.find("classifier.1.weight")->shape == Shape{10, 1280});  // output.weight (10, 1280, 1, 1), reshaped
+  Tensor want = load_npy(kGolden + "pytorchcv_mobilenetv2_w1/logits_eval2.npy");
+  REQUIRE(want.shape() == Shape{2, 10});
+  check_close("pytorchcv mobilenetv2_w1 eval logits", logits_eval2(out), want.to_vector(), 1e-4, 1e-4);
 }
 
 TEST_CASE("pytorchcv: a checkpoint with a missing, mis-shaped or extra tensor: one message naming it, exit 1, no file") {

@@ -48,23 +48,25 @@ inline int run_program(const std::string& program, const std::string& args, cons
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
 }
 
-// ../shared/golden/pth/fmnist_resnet18.pth -> flat weight file at `path`.
-inline void convert_fmnist_resnet18(const std::string& path) {
-  PthCheckpoint ck = read_pth(std::string(DFQ_GOLDEN_DIR) + "/pth/fmnist_resnet18.pth");
+// ../shared/golden/pth/<pth_name> (a 10-class `arch` state dict) -> flat weight file at `path`.
+inline void convert_golden_pth(const std::string& pth_name, const std::string& arch, const std::string& path) {
+  PthCheckpoint ck = read_pth(std::string(DFQ_GOLDEN_DIR) + "/pth/" + pth_name);
   std::vector<std::pair<std::string, Tensor>> sd;
   for (const PthTensor& t : ck.tensors) sd.push_back({t.name, t.load()});
-  write_weight_file(path, "resnet18", 10, sd);
+  write_weight_file(path, arch, 10, sd);
 }
+inline void convert_fmnist_resnet18(const std::string& path) { convert_golden_pth("fmnist_resnet18.pth", "resnet18", path); }
 
-// The real model, loaded the user's way, on the CPU, in train mode (as create_model leaves it).
-inline std::shared_ptr<models::Model> load_fmnist_resnet18() {
-  TempDir dir("fmnist_model");
-  const std::string path = dir / "fmnist_resnet18.bin";
-  convert_fmnist_resnet18(path);
-  auto model = models::create_model("resnet18", 10, 0, false);
+// A real golden model, loaded the user's way, on the CPU, in train mode (as create_model leaves it).
+inline std::shared_ptr<models::Model> load_golden_model(const std::string& pth_name, const std::string& arch) {
+  TempDir dir("golden_model");
+  const std::string path = dir / (arch + ".bin");
+  convert_golden_pth(pth_name, arch, path);
+  auto model = models::create_model(arch, 10, 0, false);
   WeightFile f = WeightFile::open(path);
   load_state_dict(*model, f, true);
   return model;
 }
+inline std::shared_ptr<models::Model> load_fmnist_resnet18() { return load_golden_model("fmnist_resnet18.pth", "resnet18"); }
 
 }  // namespace dfq::test

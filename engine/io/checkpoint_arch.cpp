@@ -29,6 +29,34 @@ void bn(NamedShapes& out, const std::string& p, int64_t c) {
 bool ends_with(const std::string& s, const std::string& tail) {
   return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
 }
+// torchvision's mobilenet_v2 (models/mobilenet.h); pytorchcv: its mobilenetv2_w1 under dfq's names
+// (a factor-1 expansion conv in features.1, classifier.1 without bias).
+void mobilenet_v2_tensors(NamedShapes& out, bool pytorchcv, int64_t nc) {
+  auto unit = [&](const std::string& conv, const std::string& bnp, int64_t in, int64_t o, int64_t k, bool dw) {
+    out.push_back({conv + ".weight", {o, dw ? 1 : in, k, k}});
+    bn(out, bnp, o);
+  };
+  unit("features.0.0", "features.0.1", 3, 32, 3, false);
+  const int settings[7][3] = {{1, 16, 1}, {6, 24, 2}, {6, 32, 3}, {6, 64, 4}, {6, 96, 3}, {6, 160, 3}, {6, 320, 1}};
+  int64_t in = 32;
+  int idx = 1;
+  for (const auto& st : settings)
+    for (int i = 0; i < st[2]; ++i, ++idx) {
+      const std::string p = "features." + std::to_string(idx) + ".conv.";
+      const int64_t hidden = in * st[0];
+      int j = 0;
+      if (st[0] != 1 || pytorchcv) {
+        unit(p + "0.0", p + "0.1", in, hidden, 1, false);
+        j = 1;
+      }
+      unit(p + std::to_string(j) + ".0", p + std::to_string(j) + ".1", hidden, hidden, 3, true);
+      unit(p + std::to_string(j + 1), p + std::to_string(j + 2), hidden, st[1], 1, false);
+      in = st[1];
+    }
+  unit("features.18.0", "features.18.1", in, 1280, 1, false);
+  out.push_back({"classifier.1.weight", {nc, 1280}});
+  if (!pytorchcv) out.push_back({"classifier.1.bias", {nc}});
+}
 std::string first_names(const NamedShapes& t) {
   std::string s;
   for (size_t k = 0; k < t.size() && k < 4; ++k) s += (k ? ", " : "") + t[k].first;
@@ -37,7 +65,8 @@ std::string first_names(const NamedShapes& t) {
 }  // namespace
 
 const std::vector<std::string>& known_archs() {
-  static const std::vector<std::string> v = {"resnet18", "resnet34", "resnet50", "pytorchcv_resnet50", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn"};
+  static const std::vector<std::string> v = {"resnet18", "resnet34", "resnet50", "pytorchcv_resnet50", "vgg11_bn", "vgg13_bn",
+                                             "vgg16_bn", "vgg19_bn", "mobilenet_v2", "pytorchcv_mobilenetv2_w1"};
   return v;
 }
 
@@ -61,6 +90,8 @@ std::string detect_arch(const NamedShapes& tensors) {
     throw std::runtime_error("unknown architecture: a ResNet with " + std::string(bottleneck ? "bottleneck" : "basic") +
                              " blocks [" + counts + "] per stage is none of " + known);
   }
+  if (has("features.0.0.weight") && has("features.18.0.weight") && has("classifier.1.weight"))
+    return has("classifier.1.bias") ? "mobilenet_v2" : "pytorchcv_mobilenetv2_w1";
   if (has("features.0.weight") && has("classifier.6.weight")) {
     int convs = 0;
     bool batch_norm = false;
@@ -82,7 +113,9 @@ std::string detect_arch(const NamedShapes& tensors) {
 }
 
 int detect_num_classes(const std::string& arch, const NamedShapes& tensors) {
-  std::string head = arch.rfind("vgg", 0) == 0 ? "classifier.6.weight" : "fc.weight";
+  std::string head = arch.rfind("vgg", 0) == 0 ? "classifier.6.weight"
+                     : arch.find("mobilenet") != std::string::npos ? "classifier.1.weight"
+                                                                   : "fc.weight";
   for (const auto& [n, s] : tensors)
     if (n == head) {
       if (s.size() != 2 || s[0] <= 0 || s[0] > (1 << 30)) throw std::runtime_error(head + " has shape " + shape_str(s) + ", expected (classes, features)");
@@ -126,6 +159,10 @@ NamedShapes expected_tensors(const std::string& arch, int nc) {
     }
     out.push_back({"fc.weight", {nc, 512 * exp}});
     out.push_back({"fc.bias", {nc}});
+    return out;
+  }
+  if (arch == "mobilenet_v2" || arch == "pytorchcv_mobilenetv2_w1") {
+    mobilenet_v2_tensors(out, arch != "mobilenet_v2", nc);
     return out;
   }
   auto it = kVggs.find(arch);

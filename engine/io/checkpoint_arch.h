@@ -1,10 +1,11 @@
-// checkpoint_arch.h — which torchvision architecture a state dict belongs to, from its tensor names
-// and shapes alone: resnet18/34/50 (blocks per stage; bottleneck blocks have conv3) and
-// vgg11_bn/13_bn/16_bn/19_bn (number of 4-D features.N.weight); num_classes from the rows of
-// fc.weight / classifier.6.weight. Plus torchvision's expected state dict for each, to check a
-// checkpoint against it by name and shape. pytorchcv_resnet50 (pytorchcv's resnet50: stride on
-// the first 1x1 conv of a bottleneck) has exactly resnet50's tensors, so detect_arch, which sees only
-// names and shapes, answers resnet50 for both; --arch or pytorchcv's names (pytorchcv_names.h) pick it.
+// checkpoint_arch.h — which architecture a state dict belongs to, from its tensor names and shapes
+// alone: resnet18/34/50 (blocks per stage; bottleneck blocks have conv3), vgg11_bn/13_bn/16_bn/19_bn
+// (number of 4-D features.N.weight), mobilenet_v2 and the pytorchcv_mobilenetv2_w1 variant
+// (classifier.1 without bias); num_classes from the rows of fc.weight / classifier.6.weight /
+// classifier.1.weight. Plus the expected state dict for each, to check a checkpoint against it by
+// name and shape. pytorchcv_resnet50 (pytorchcv's resnet50: stride on the first 1x1 conv of a
+// bottleneck) has exactly resnet50's tensors, so detect_arch, which sees only names and shapes,
+// answers resnet50 for both; --arch or pytorchcv's names (pytorchcv_names.h) pick it.
 #pragma once
 #include <string>
 #include <utility>

@@ -67,11 +67,11 @@ void resnet(Builder& b, const ResNetModel& r, int nc) {
   b.add("output.bias", {nc}, "fc.bias", {nc});
 }
 
-// expansion_first: the first unit has its 1x1 expansion conv (mobilenetv2_w1; mobilenetv2b_w1 has
-// none). dfq names: features.0 stem, features.1..17 the units (torchvision's InvertedResidual
-// layout: conv.0 / conv.1 ConvBNReLU6, conv.2 project, conv.3 BN; a unit without expansion conv
-// shifts down by one), features.18 the final 1x1, classifier.1 the bias-free classifier.
-void mobilenet_v2(Builder& b, bool expansion_first, int64_t nc) {
+// mobilenetv2_w1: every unit, the first too (factor 1, 32 -> 32), has its 1x1 expansion conv. dfq
+// names: features.0 stem, features.1..17 the units in torchvision's expanded InvertedResidual layout
+// (conv.0 / conv.1 ConvBNReLU6, conv.2 project, conv.3 BN), features.18 the final 1x1,
+// classifier.1 the bias-free classifier.
+void mobilenetv2_w1(Builder& b, int64_t nc) {
   b.conv_bn("features.init_block", {32, 3, 3, 3}, "features.0.0", "features.0.1");
   int64_t in = 32;
   int idx = 1;
@@ -82,13 +82,9 @@ void mobilenet_v2(Builder& b, bool expansion_first, int64_t nc) {
       const int64_t mid = first ? in : in * 6;
       const std::string p = "features.stage" + std::to_string(s + 1) + ".unit" + std::to_string(u + 1) + ".";
       const std::string d = "features." + std::to_string(idx) + ".conv.";
-      int k = 0;
-      if (!first || expansion_first) {
-        b.conv_bn(p + "conv1", {mid, in, 1, 1}, d + "0.0", d + "0.1");
-        k = 1;
-      }
-      b.conv_bn(p + "conv2", {mid, 1, 3, 3}, d + std::to_string(k) + ".0", d + std::to_string(k) + ".1");
-      b.conv_bn(p + "conv3", {out, mid, 1, 1}, d + std::to_string(k + 1), d + std::to_string(k + 2));
+      b.conv_bn(p + "conv1", {mid, in, 1, 1}, d + "0.0", d + "0.1");
+      b.conv_bn(p + "conv2", {mid, 1, 3, 3}, d + "1.0", d + "1.1");
+      b.conv_bn(p + "conv3", {out, mid, 1, 1}, d + "2", d + "3");
       in = out;
     }
   b.conv_bn("features.final_block", {1280, in, 1, 1}, "features.18.0", "features.18.1");
@@ -139,7 +135,7 @@ bool is_pytorchcv(const NamedShapes& tensors) {
 }
 
 const std::vector<std::string>& pytorchcv_models() {
-  static const std::vector<std::string> v = {"resnet18", "resnet34", "resnet50", "resnet50b", "mobilenetv2_w1", "mobilenetv2b_w1"};
+  static const std::vector<std::string> v = {"resnet18", "resnet34", "resnet50", "resnet50b", "mobilenetv2_w1"};
   return v;
 }
 
@@ -147,7 +143,6 @@ std::string pytorchcv_dfq_arch(const std::string& model) {
   for (const ResNetModel& r : kResNets)
     if (model == r.model) return r.arch;
   if (model == "mobilenetv2_w1") return "pytorchcv_mobilenetv2_w1";
-  if (model == "mobilenetv2b_w1") return "mobilenet_v2";
   throw std::runtime_error("unknown pytorchcv model '" + model + "'");
 }
 
@@ -155,7 +150,7 @@ std::vector<PytorchcvEntry> pytorchcv_state_dict(const std::string& model, int n
   Builder b;
   for (const ResNetModel& r : kResNets)
     if (model == r.model) resnet(b, r, num_classes);
-  if (model == "mobilenetv2_w1" || model == "mobilenetv2b_w1") mobilenet_v2(b, model == "mobilenetv2_w1", num_classes);
+  if (model == "mobilenetv2_w1") mobilenetv2_w1(b, num_classes);
   if (b.out.empty()) throw std::runtime_error("unknown pytorchcv model '" + model + "'");
   return b.out;
 }
@@ -200,8 +195,12 @@ PytorchcvMapping map_pytorchcv(const NamedShapes& tensors, const std::string& ar
     if (stem.size() == 4 && stem[0] != 32)
       throw std::runtime_error("pytorchcv MobileNetV2 checkpoint whose init block has " + std::to_string(stem[0]) +
                                " channels: a width other than 1 (mobilenetv2_w3d4 / wd2 / wd4?); only mobilenetv2_w1 "
-                               "and mobilenetv2b_w1 (32 channels) map onto dfq networks");
-    fits.push_back(names.count("features.stage1.unit1.conv1.conv.weight") ? "mobilenetv2_w1" : "mobilenetv2b_w1");
+                               "(32) maps onto a dfq network");
+    if (!names.count("features.stage1.unit1.conv1.conv.weight"))
+      throw std::runtime_error("pytorchcv MobileNetV2 checkpoint without an expansion conv in stage1.unit1 (mobilenetv2b_w1?): "
+                               "no dfq network takes it (torchvision's mobilenet_v2 has that layout but a classifier "
+                               "bias; pytorchcv_mobilenetv2_w1 has the expansion conv)");
+    fits.push_back("mobilenetv2_w1");
   } else {
     throw std::runtime_error("pytorchcv checkpoint, but its init block (features.init_block.*) is neither ResNet's "
                              "(init_block.conv.conv.weight) nor MobileNetV2's (init_block.conv.weight)");

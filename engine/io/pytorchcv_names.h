@@ -8,8 +8,9 @@
 //                                                 AvgPool2d(7) is the global pool at 224 px
 //   resnet50b          resnet50                   conv1_stride=False: stride on the 3x3 (torchvision)
 //   resnet50           pytorchcv_resnet50         conv1_stride=True: stride on the first 1x1
-//   mobilenetv2_w1     pytorchcv_mobilenetv2_w1   its first unit has a 1x1 expansion conv (32->32)
-//   mobilenetv2b_w1    mobilenet_v2               no expansion conv in the first unit (torchvision)
+//   mobilenetv2_w1     pytorchcv_mobilenetv2_w1   its first unit has a 1x1 expansion conv (32->32);
+//                                                 output (1x1 conv, no bias) -> classifier.1 (Linear)
+// Not mapped: mobilenetv2b_w1 (torchvision's block layout, but no classifier bias), other widths.
 //
 // Rules:
 //  - A checkpoint is pytorchcv's when it has features.init_block.* (ResNet: init_block.conv.conv,
@@ -47,7 +48,7 @@ struct PytorchcvMapping {
 // True when the names are pytorchcv's (features.init_block.*).
 bool is_pytorchcv(const NamedShapes& tensors);
 
-// pytorchcv models this file maps: resnet18, resnet34, resnet50, resnet50b, mobilenetv2_w1, mobilenetv2b_w1.
+// pytorchcv models this file maps: resnet18, resnet34, resnet50, resnet50b, mobilenetv2_w1.
 const std::vector<std::string>& pytorchcv_models();
 // The dfq arch of a pytorchcv model (throws for an unknown one).
 std::string pytorchcv_dfq_arch(const std::string& model);

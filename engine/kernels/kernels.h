@@ -85,6 +85,7 @@ enum class UnaryOp : int {
   MulScalar,  // y = x * alpha
   Abs,
   Sigmoid,
+  Relu6,      // y = min(max(x, 0), 6); gradient 0 where x <= 0 or x >= 6 (PyTorch's hardtanh_backward)
 };
 
 enum class BinaryOp : int { Add, Sub, Mul, Div };

@@ -51,6 +51,7 @@ Tensor add_scalar(const Tensor& x, float s) { return unary(x, UnaryOp::AddScalar
 Tensor mul_scalar(const Tensor& x, float s) { return unary(x, UnaryOp::MulScalar, s, "mul_scalar"); }
 Tensor neg(const Tensor& x) { return unary(x, UnaryOp::Neg, 0.f, "neg"); }
 Tensor relu(const Tensor& x) { return unary(x, UnaryOp::Relu, 0.f, "relu"); }
+Tensor relu6(const Tensor& x) { return unary(x, UnaryOp::Relu6, 0.f, "relu6"); }
 Tensor leaky_relu(const Tensor& x, float slope) { return unary(x, UnaryOp::LeakyRelu, slope, "leaky_relu"); }
 Tensor tanh(const Tensor& x) { return unary(x, UnaryOp::Tanh, 0.f, "tanh"); }
 Tensor sigmoid(const Tensor& x) { return unary(x, UnaryOp::Sigmoid, 0.f, "sigmoid"); }

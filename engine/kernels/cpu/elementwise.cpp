@@ -33,6 +33,7 @@ void unary_forward(UnaryOp op, float alpha, int64_t n, const float* x, float* y)
     case UnaryOp::MulScalar: map_n(n, [&](int64_t i) { y[i] = x[i] * alpha; }); break;
     case UnaryOp::Abs: map_n(n, [&](int64_t i) { y[i] = std::fabs(x[i]); }); break;
     case UnaryOp::Sigmoid: map_n(n, [&](int64_t i) { y[i] = 1.f / (1.f + std::exp(-x[i])); }); break;
+    case UnaryOp::Relu6: map_n(n, [&](int64_t i) { y[i] = x[i] > 0.f ? (x[i] < 6.f ? x[i] : 6.f) : 0.f; }); break;
   }
 }
 
@@ -41,6 +42,7 @@ void unary_backward(UnaryOp op, float alpha, int64_t n, const float* x, const fl
   switch (op) {
     case UnaryOp::Relu: map_n(n, [&](int64_t i) { gx[i] = x[i] > 0.f ? gy[i] : 0.f; }); break;
     case UnaryOp::LeakyRelu: map_n(n, [&](int64_t i) { gx[i] = x[i] > 0.f ? gy[i] : alpha * gy[i]; }); break;
+    case UnaryOp::Relu6: map_n(n, [&](int64_t i) { gx[i] = x[i] > 0.f && x[i] < 6.f ? gy[i] : 0.f; }); break;
     case UnaryOp::Tanh: map_n(n, [&](int64_t i) { gx[i] = gy[i] * (1.f - y[i] * y[i]); }); break;
     case UnaryOp::Sqrt: map_n(n, [&](int64_t i) { gx[i] = gy[i] * 0.5f / y[i]; }); break;
     case UnaryOp::Square: map_n(n, [&](int64_t i) { gx[i] = 2.f * x[i] * gy[i]; }); break;

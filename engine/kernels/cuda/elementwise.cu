@@ -13,6 +13,7 @@ template <UnaryOp OP>
 __device__ __forceinline__ float unary_f(float x, float alpha) {
   if constexpr (OP == UnaryOp::Relu) return x > 0.f ? x : 0.f;
   else if constexpr (OP == UnaryOp::LeakyRelu) return x > 0.f ? x : alpha * x;
+  else if constexpr (OP == UnaryOp::Relu6) return x > 0.f ? (x < 6.f ? x : 6.f) : 0.f;
   else if constexpr (OP == UnaryOp::Tanh) return tanhf(x);
   else if constexpr (OP == UnaryOp::Sqrt) return sqrtf(x);
   else if constexpr (OP == UnaryOp::Square) return x * x;
@@ -29,6 +30,7 @@ template <UnaryOp OP>
 __device__ __forceinline__ float unary_b(float x, float y, float gy, float alpha) {
   if constexpr (OP == UnaryOp::Relu) return x > 0.f ? gy : 0.f;
   else if constexpr (OP == UnaryOp::LeakyRelu) return x > 0.f ? gy : alpha * gy;
+  else if constexpr (OP == UnaryOp::Relu6) return x > 0.f && x < 6.f ? gy : 0.f;
   else if constexpr (OP == UnaryOp::Tanh) return gy * (1.f - y * y);
   else if constexpr (OP == UnaryOp::Sqrt) return gy * 0.5f / y;
   else if constexpr (OP == UnaryOp::Square) return 2.f * x * gy;
@@ -43,7 +45,7 @@ __device__ __forceinline__ float unary_b(float x, float y, float gy, float alpha
 
 // Which of x / y each op reads in backward (the other may be null).
 constexpr bool reads_x(UnaryOp op) {
-  return op == UnaryOp::Relu || op == UnaryOp::LeakyRelu || op == UnaryOp::Square || op == UnaryOp::Log ||
+  return op == UnaryOp::Relu || op == UnaryOp::LeakyRelu || op == UnaryOp::Relu6 || op == UnaryOp::Square || op == UnaryOp::Log ||
          op == UnaryOp::Abs;
 }
 constexpr bool reads_y(UnaryOp op) {
@@ -129,7 +131,7 @@ void unary_bwd_launch(float alpha, int64_t n, const float* x, const float* y, co
 
 #define DFQ_UNARY_CASES(MACRO)                                                                       \
   MACRO(Relu) MACRO(LeakyRelu) MACRO(Tanh) MACRO(Sqrt) MACRO(Square) MACRO(Exp) MACRO(Log) MACRO(Neg) \
-  MACRO(AddScalar) MACRO(MulScalar) MACRO(Abs) MACRO(Sigmoid)
+  MACRO(AddScalar) MACRO(MulScalar) MACRO(Abs) MACRO(Sigmoid) MACRO(Relu6)
 
 void unary_forward(UnaryOp op, float alpha, int64_t n, const float* x, float* y) {
   if (n <= 0) return;
