@@ -106,6 +106,13 @@ double MethodRun::seconds() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
 }
 
+void MethodRun::report_quantization(const QuantizedModel& q) {
+  const QuantizedModel::Coverage c = q.coverage();
+  std::printf("%s\n", q.coverage_report().c_str());
+  json_.num("quantized_convs", c.convs).num("quantized_linears", c.linears).num("act_sites", c.sites);
+  json_.num("float_convs_linears", double(c.float_layers.size()));
+}
+
 void MethodRun::save(const QuantizedModel& q) {
   if (cli_.save.empty()) return;
   q.save(cli_.save);

@@ -187,6 +187,7 @@ int main(int argc, char** argv) {
     } else {
       write_file_atomic(csv.string(), "epoch,g_loss,g_ce,bns,q_loss,g_lr,q_lr,q_trained,ranges_observed,top1,top5,nonfinite,seconds\n");
     }
+    run.report_quantization(tr.qmodel());
     const double secs_before = rec[8];
     if (run.data() && rec[0] < 0) {
       models::EvalResult fp = run.evaluate_float(*teacher);

@@ -105,6 +105,7 @@ int main(int argc, char** argv) {
                   zo.img_size, zo.iters, last_loss);
     }
     quant::QuantizedModel q(model, cfg);
+    run.report_quantization(q);
     quant::calibrate(q, distilled);
     if (run.data()) run.evaluate_quantized(q);
     if (!cli.out.empty()) {
