@@ -86,6 +86,13 @@ MobileNetV2::MobileNetV2(const std::string& arch_name, bool pytorchcv, int class
   if (pytorchcv) dropout_p = 0.f;
 }
 
+std::string MobileNetV2::float_activations_note() const {
+  int adds = 0;
+  for (const Block& b : blocks) adds += b.residual ? 1 : 0;
+  return std::to_string(blocks.size()) + " linear-bottleneck outputs (no ReLU6 after the projection) and " +
+         std::to_string(adds) + " residual adds, as the official code (QuantAct only after ReLU / ReLU6)";
+}
+
 Tensor MobileNetV2::unit_forward(const ConvUnit& u, const Tensor& x) {
   Tensor h = u.bn->forward(u.conv->forward(x));
   return u.site >= 0 ? act(u.site, relu6(h)) : h;

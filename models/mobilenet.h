@@ -34,6 +34,7 @@ class MobileNetV2 : public Model {
   // pytorchcv: the pytorchcv variant above. torchvision_init false: the engine's default layer init only.
   MobileNetV2(const std::string& arch, bool pytorchcv, int num_classes, uint64_t seed = 0, bool torchvision_init = true);
   Tensor forward(const Tensor& x) override;
+  std::string float_activations_note() const override;
 
   struct ConvUnit {  // conv + BN [+ ReLU6 at site]
     std::shared_ptr<nn::Conv2d> conv;

@@ -44,6 +44,11 @@ class Model : public nn::Module {
   const std::vector<std::pair<std::string, nn::BatchNorm*>>& bn_layers() const { return bns_; }
   const std::vector<std::pair<std::string, nn::Conv2d*>>& conv_layers() const { return convs_; }
   const std::vector<std::pair<std::string, nn::Linear*>>& linear_layers() const { return linears_; }
+  // What a quantizer that follows the official code (weights of the tracked convs / linears,
+  // activations at the call sites) leaves in float beyond the input, BN, biases and the pooled
+  // classifier input, in one phrase ("" when nothing else): MobileNetV2's linear-bottleneck
+  // outputs and residual adds.
+  virtual std::string float_activations_note() const { return ""; }
 
  protected:
   // Construction helpers: record a site / a layer under its full state_dict prefix.

@@ -12,6 +12,7 @@
 #include "engine/blas_info.h"
 #include "engine/diverged.h"
 #include "engine/io/progress.h"
+#include "engine/io/weights.h"
 
 namespace dfq::quant {
 
@@ -19,7 +20,7 @@ namespace fs = std::filesystem;
 
 MethodCli::MethodCli(Flags& flags, std::string method_name, const std::string& default_bits)
     : method(std::move(method_name)), bit_flags(flags, default_bits) {
-  arch = flags.str("-a", flags.str("--arch", "resnet18"));
+  arch = flags.str("-a", flags.str("--arch", ""));
   weights = flags.str("--weights", "");
   dataset = flags.str("--dataset", "");
   data = flags.str("--data", "");
@@ -35,8 +36,18 @@ MethodCli::MethodCli(Flags& flags, std::string method_name, const std::string& d
 
 void MethodCli::validate(const Flags& flags) {
   cfg = bit_flags.config(flags);
-  if (weights.empty()) weights = "weights/" + arch + ".bin";
+  if (weights.empty()) {
+    if (arch.empty()) arch = "resnet18";
+    weights = "weights/" + arch + ".bin";
+  }
   if (!fs::is_regular_file(weights)) flags.fail("--weights " + weights + ": no such file (convert a .pth with tools/convert_weights)");
+  if (arch.empty()) {  // the flat file records its network: no -a needed
+    try {
+      arch = WeightFile::open(weights).arch();
+    } catch (const std::exception& ex) {
+      flags.fail("--weights " + weights + ": " + ex.what());
+    }
+  }
   if (!dataset.empty() && !data.empty()) flags.fail("give either --dataset or --data, not both");
   if (!dataset.empty() && dataset != "fashion-mnist") flags.fail("unknown --dataset '" + dataset + "' (known: fashion-mnist)");
   if (!data.empty() && !fs::is_directory(data)) flags.fail("--data " + data + ": not a folder");
@@ -104,6 +115,13 @@ models::EvalResult MethodRun::evaluate_quantized(QuantizedModel& q, const std::s
 
 double MethodRun::seconds() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+}
+
+void MethodRun::report_quantization(const QuantizedModel& q) {
+  const QuantizedModel::Coverage c = q.coverage();
+  std::printf("%s\n", q.coverage_report().c_str());
+  json_.num("quantized_convs", c.convs).num("quantized_linears", c.linears).num("act_sites", c.sites);
+  json_.num("float_convs_linears", double(c.float_layers.size()));
 }
 
 void MethodRun::save(const QuantizedModel& q) {

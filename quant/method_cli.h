@@ -67,6 +67,9 @@ class MethodRun {
   // finish() adds q_* (of the last evaluate_quantized unless the method set them), seconds.
   JsonReport& json() { return json_; }
   // Saves q to --save (if given) and prints where; call at the end.
+  // Prints q.coverage_report() and records the counts in the JSON (quantized_convs,
+  // quantized_linears, act_sites, float_convs_linears).
+  void report_quantization(const QuantizedModel& q);
   void save(const QuantizedModel& q);
   // Prints the closing lines (float, quantized, wall time) and writes --json.
   void finish(const std::string& quantized_label);

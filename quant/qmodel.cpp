@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <set>
 #include <stdexcept>
 
 #include "engine/io/weights.h"
@@ -160,6 +161,42 @@ QuantizedModel::CachedWeights::CachedWeights(QuantizedModel& q) : q_(q) {
 QuantizedModel::CachedWeights::~CachedWeights() {
   q_.wcache_->on = false;
   q_.wcache_->q.clear();
+}
+
+QuantizedModel::Coverage QuantizedModel::coverage() const {
+  Coverage c;
+  c.convs = static_cast<int>(model_->conv_layers().size());
+  c.linears = static_cast<int>(model_->linear_layers().size());
+  c.sites = static_cast<int>(acts_.size());
+  std::set<const nn::Module*> tracked;
+  for (const auto& [n, l] : model_->conv_layers()) tracked.insert(l);
+  for (const auto& [n, l] : model_->linear_layers()) tracked.insert(l);
+  for (const auto& [name, m] : model_->named_modules()) {
+    const bool conv = dynamic_cast<const nn::Conv2d*>(m) != nullptr, lin = dynamic_cast<const nn::Linear*>(m) != nullptr;
+    c.convs_total += conv ? 1 : 0;
+    c.linears_total += lin ? 1 : 0;
+    if ((conv || lin) && !tracked.count(m)) c.float_layers.push_back(name);
+  }
+  return c;
+}
+
+std::string QuantizedModel::coverage_report() const {
+  const Coverage c = coverage();
+  std::string bits = "W" + std::to_string(cfg_.wbits);
+  if (cfg_.first_last_bits) bits += " (first conv / last linear W" + std::to_string(cfg_.first_last_bits) + ")";
+  std::string s = "quantized: " + std::to_string(c.convs) + " of " + std::to_string(c.convs_total) + " convs and " +
+                  std::to_string(c.linears) + " of " + std::to_string(c.linears_total) + " linears at " + bits +
+                  " per channel, " + std::to_string(c.sites) + " activation sites at A" + std::to_string(cfg_.abits) +
+                  " (after every ReLU call)\n";
+  s += "float: the input image, BN" + std::string(cfg_.fold_bn ? " shifts (folded)" : " (eval mode)") +
+       (cfg_.bias_bits < 32 ? "" : ", biases") + ", the pooled classifier input";
+  const std::string note = model_->float_activations_note();
+  if (!note.empty()) s += ", " + note;
+  if (!c.float_layers.empty()) {
+    s += "; NOT QUANTIZED (untracked by the model): ";
+    for (size_t i = 0; i < c.float_layers.size(); ++i) s += (i ? ", " : "") + c.float_layers[i];
+  }
+  return s;
 }
 
 void QuantizedModel::freeze() {

@@ -66,6 +66,16 @@ class QuantizedModel {
   const std::shared_ptr<models::Model>& model_ptr() const { return model_; }
   const QuantConfig& config() const { return cfg_; }
   std::vector<ActQuantizer>& acts() { return acts_; }
+  // What the wrapper quantized: the counts of weight-quantized convs and linears and of activation
+  // sites, and every Conv2d / Linear module of the model that is not among them (stays float; a
+  // model that does not track a layer shows here instead of being silently skipped).
+  struct Coverage {
+    int convs = 0, linears = 0, sites = 0, convs_total = 0, linears_total = 0;
+    std::vector<std::string> float_layers;  // module names
+  };
+  Coverage coverage() const;
+  // Two lines for the programs' output: what is quantized at which bits, and what stays float.
+  std::string coverage_report() const;
   void freeze();    // every activation range fixed
   void unfreeze();  // every activation range observing
 

@@ -132,6 +132,42 @@ TEST_CASE("gdfq: a run resumed from a checkpoint ends bit for bit where an unint
   CHECK_THROWS_WITH(other.load_checkpoint(dir / "ck.bin"), doctest::Contains("not a GDFQ checkpoint of resnet34"));
 }
 
+TEST_CASE("gdfq: the ImageNet setting end to end on the CPU — 224 px generator, 1000-class CBN, 1000-class teachers") {
+  // The official ImageNet configuration (generator init size 224/4 = 56, a 128*56*56 fc, class
+  // tables of 1000 rows) for a warm-up epoch and a Q epoch of one iteration at batch 2, with a
+  // ResNet18 and a MobileNetV2 teacher (BN statistics of a fresh model: mean 0, var 1).
+  for (const char* arch : {"resnet18", "mobilenet_v2"}) {
+    CAPTURE(arch);
+    quant::GdfqOptions o;
+    o.n_epochs = 2;
+    o.n_iter = 1;
+    o.batch_size = 2;
+    o.warmup_epochs = 1;
+    o.range_epochs = 1;
+    o.q_lr = 1e-3;
+    o.seed = 3;
+    auto teacher = models::create_model(arch, 1000, 4, false);
+    auto student = models::create_model(arch, 1000, 4, false);
+    quant::QuantConfig c;
+    c.wbits = c.abits = 4;
+    quant::GdfqTrainer tr(teacher, student, c, o, Device::CPU, 224);
+    CHECK(tr.generator().fc->weight.shape() == Shape{128 * 56 * 56, 100});
+    CHECK(tr.generator().cbn1->gamma->weight.shape() == Shape{1000, 128});
+    std::vector<float> q0 = all_values(tr.qmodel().model());
+    quant::EpochStats e0 = tr.train_epoch();
+    CHECK(std::isfinite(e0.g_loss));
+    CHECK(e0.bns > 0);
+    quant::EpochStats e1 = tr.train_epoch();
+    CHECK(e1.q_trained);
+    CHECK(std::isfinite(e1.q_loss));
+    CHECK(all_values(tr.qmodel().model()) != q0);
+    Tensor grid = tr.sample_grid_images(1, 9);
+    CHECK(grid.size(1) == 3);
+    CHECK(grid.size(2) == 224);
+    CHECK(grid.size(3) == 224);
+  }
+}
+
 TEST_CASE("gdfq: dropping BNS or KD changes the losses the way the switches say") {
   quant::GdfqOptions o = tiny_options();
   o.n_epochs = 1;

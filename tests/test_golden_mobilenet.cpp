@@ -83,6 +83,26 @@ TEST_CASE("golden mobilenet: train-mode logits, loss, input and parameter gradie
   }
 }
 
+TEST_CASE("golden mobilenet: evaluate on the 10,000 test images gives exactly PyTorch's top-1 / top-5 (zip and legacy)") {
+  const std::string manifest = test::read_text(std::string(DFQ_GOLDEN_DIR) + "/manifest_zoo.json");
+  const double want1 = test::json_number(manifest, "fmnist_mobilenet_v2/test_top1_percent");
+  const double want5 = test::json_number(manifest, "fmnist_mobilenet_v2/test_top5_percent");
+  REQUIRE(want1 > 80);
+  REQUIRE(want5 > 99);
+  test::TempDir dir("mnv2_eval");
+  for (const char* pth : {"fmnist_mobilenet_v2.pth", "fmnist_mobilenet_v2_legacy.pth"}) {
+    CAPTURE(pth);
+    const std::string bin = dir / "m.bin", js = dir / "e.json";
+    REQUIRE(test::run_program(DFQ_CONVERT_WEIGHTS, std::string(DFQ_GOLDEN_DIR) + "/pth/" + pth + " -o " + bin, dir / "c.log") == 0);
+    // no -a: the file says which network it holds
+    REQUIRE(test::run_program(DFQ_EVALUATE, "--weights " + bin + " --dataset fashion-mnist --json " + js, dir / "e.log") == 0);
+    const std::string out = test::read_text(js);
+    CHECK(test::json_number(out, "top1") == doctest::Approx(want1).epsilon(1e-9));
+    CHECK(test::json_number(out, "top5") == doctest::Approx(want5).epsilon(1e-9));
+    CHECK(test::json_number(out, "images") == 10000);
+  }
+}
+
 TEST_CASE("golden mobilenet: train-mode dropout zeroes classifier inputs only in train mode") {
   auto m = models::mobilenet_v2(10, 3, /*torchvision_init=*/false);
   NoGradGuard ng;

@@ -4,6 +4,7 @@
 // TEST_CASEs that read the real Fashion-MNIST model have "fmnist" in their names.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <set>
@@ -209,6 +210,86 @@ TEST_CASE("quant: resnet18 has one range per ReLU call site, all distinct") {
   // The two calls of layer1.0's ReLU module get two different ranges.
   int s0 = m->act_site_index("layer1.0.relu:0"), s1 = m->act_site_index("layer1.0.relu:1");
   CHECK(q.acts()[s0].range().second != q.acts()[s1].range().second);
+}
+
+TEST_CASE("quant: mobilenet_v2 — every conv (depthwise included) and every ReLU6 quantized, and the report says so") {
+  auto m = models::create_model("mobilenet_v2", 10, 5);
+  Generator g(12);
+  Tensor x = randn({2, 3, 32, 32}, g);
+  m->eval();
+  Tensor fp;
+  {
+    NoGradGuard ng;
+    fp = m->forward(x);
+  }
+  QuantConfig c;
+  c.wbits = c.abits = 4;
+  QuantizedModel q(m, c);
+  const QuantizedModel::Coverage cov = q.coverage();
+  CHECK(cov.convs == 52);
+  CHECK(cov.convs_total == 52);
+  CHECK(cov.linears == 1);
+  CHECK(cov.linears_total == 1);
+  CHECK(cov.sites == 35);  // one per ReLU6 module; the official code on torchvision's MobileNetV2: 0
+  CHECK(cov.float_layers.empty());
+  const std::string rep = q.coverage_report();
+  CHECK(rep.find("quantized: 52 of 52 convs and 1 of 1 linears at W4") != std::string::npos);
+  CHECK(rep.find("35 activation sites at A4") != std::string::npos);
+  CHECK(rep.find("17 linear-bottleneck outputs") != std::string::npos);
+  CHECK(rep.find("10 residual adds") != std::string::npos);
+  CHECK(rep.find("NOT QUANTIZED") == std::string::npos);
+  // Every site fires once per forward, and the depthwise weights really are on the 4-bit grid.
+  int calls = 0;
+  auto inner = m->act_hook;
+  m->act_hook = [&](int site, const Tensor& a) {
+    ++calls;
+    return inner(site, a);
+  };
+  calibrate(q, x);
+  CHECK(calls == 35);
+  m->act_hook = inner;
+  for (auto& a : q.acts()) {
+    CHECK(a.range().first == 0.f);
+    CHECK(a.range().second > 0.f);
+    CHECK(a.range().second <= 6.f);  // post-ReLU6
+  }
+  auto* dw = m->conv_layers()[1].second;  // features.1.conv.0.0, the first depthwise conv
+  CHECK(m->conv_layers()[1].first == "features.1.conv.0.0");
+  REQUIRE(dw->weight_hook);
+  std::vector<float> wq = dw->weight_hook(dw->weight).to_vector();
+  for (int ch = 0; ch < 32; ++ch) {
+    std::set<float> levels(wq.begin() + ch * 9, wq.begin() + ch * 9 + 9);
+    CHECK(levels.size() <= 16);
+  }
+  NoGradGuard ng;
+  Tensor y = q.forward(x);
+  CHECK(y.shape() == fp.shape());
+  std::vector<float> yv = y.to_vector(), fv = fp.to_vector();
+  float diff = 0, mag = 0;
+  for (size_t i = 0; i < yv.size(); ++i) diff = std::max(diff, std::fabs(yv[i] - fv[i])), mag = std::max(mag, std::fabs(fv[i]));
+  CHECK(diff > 1e-2f * mag);  // 4 bits change the logits (tiny ones: a fresh torchvision-initialised net)
+}
+
+TEST_CASE("quant: a Conv2d the model does not track is reported as not quantized") {
+  struct Untracked : models::Model {
+    Untracked() : Model("untracked", 2) {
+      Generator g(1);
+      Conv2dOptions o;
+      a = register_module("a", std::make_shared<nn::Conv2d>(3, 2, 1, o, false, g));
+      b = register_module("b", std::make_shared<nn::Conv2d>(2, 2, 1, o, false, g));
+      track("a", a.get());  // b is forgotten
+    }
+    Tensor forward(const Tensor& x) override { return adaptive_avg_pool2d(b->forward(a->forward(x)), 1, 1).flatten(1); }
+    std::shared_ptr<nn::Conv2d> a, b;
+  };
+  QuantConfig c;
+  QuantizedModel q(std::make_shared<Untracked>(), c);
+  const QuantizedModel::Coverage cov = q.coverage();
+  CHECK(cov.convs == 1);
+  CHECK(cov.convs_total == 2);
+  REQUIRE(cov.float_layers.size() == 1);
+  CHECK(cov.float_layers[0] == "b");
+  CHECK(q.coverage_report().find("NOT QUANTIZED (untracked by the model): b") != std::string::npos);
 }
 
 TEST_CASE("quant: first/last layer bits, bias bits and BN folding") {

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -46,6 +47,15 @@ inline int run_program(const std::string& program, const std::string& args, cons
   std::string cmd = program + " " + args + " >" + (log.empty() ? std::string("/dev/null") : log) + " 2>&1";
   int rc = std::system(cmd.c_str());
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
+
+// The number after "key": in a JSON text (a flat key, e.g. a manifest's
+// "fmnist_mobilenet_v2/test_top1_percent"); NaN when absent.
+inline double json_number(const std::string& text, const std::string& key) {
+  const std::string k = "\"" + key + "\":";
+  const size_t at = text.find(k);
+  if (at == std::string::npos) return std::nan("");
+  return std::strtod(text.c_str() + at + k.size(), nullptr);
 }
 
 // ../shared/golden/pth/<pth_name> (a 10-class `arch` state dict) -> flat weight file at `path`.

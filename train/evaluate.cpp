@@ -51,7 +51,7 @@ int main(int argc, char** argv) {
     if (quant::is_quantized_file(weights)) {
       qm = quant::load_quantized(weights, arch, dev);
       model = qm->model_ptr();
-      std::printf("quantized model: %s\n", qm->config().str().c_str());
+      std::printf("quantized model: %s\n%s\n", qm->config().str().c_str(), qm->coverage_report().c_str());
     } else {
       model = models::load_model(weights, arch, dev);
     }

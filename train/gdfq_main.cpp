@@ -28,7 +28,7 @@ static const char* kUsage =
     "BatchNorm statistics and fine-tunes the quantized model on its images by distillation.\n"
     "Defaults are the official ImageNet ResNet-18 settings. Without --dataset/--data no data is used\n"
     "at all: the quantized model is saved and nothing is evaluated.\n"
-    "  -a, --arch NAME       torchvision architecture (default resnet18)\n"
+    "  -a, --arch NAME       architecture (default: the one --weights records; resnet18)\n"
     "  --weights FILE        dfq flat weight file (default weights/ARCH.bin)\n"
     "  --bits W/A            weight / activation bits (default 4/4); -qw/-qa override, -qb N biases\n"
     "  --first_last_8        first conv and last linear at 8 bits (official: at W)\n"
@@ -187,6 +187,7 @@ int main(int argc, char** argv) {
     } else {
       write_file_atomic(csv.string(), "epoch,g_loss,g_ce,bns,q_loss,g_lr,q_lr,q_trained,ranges_observed,top1,top5,nonfinite,seconds\n");
     }
+    run.report_quantization(tr.qmodel());
     const double secs_before = rec[8];
     if (run.data() && rec[0] < 0) {
       models::EvalResult fp = run.evaluate_float(*teacher);

@@ -21,7 +21,7 @@ static const char* kUsage =
     "ZeroQ data-free quantization: distils one batch of images from the model's BatchNorm statistics,\n"
     "calibrates the per-call-site activation ranges of the fake-quantized model on it and evaluates\n"
     "the float and the quantized model. Without --dataset/--data nothing is evaluated.\n"
-    "  -a, --arch NAME     torchvision architecture (default resnet18)\n"
+    "  -a, --arch NAME     architecture (default: the one --weights records; resnet18)\n"
     "  --weights FILE      dfq flat weight file (default weights/ARCH.bin)\n"
     "  --bits W/A          weight / activation bits (default 8/8); 32 keeps float\n"
     "  -qw N, -qa N        override the weight / activation bits of --bits\n"
@@ -105,6 +105,7 @@ int main(int argc, char** argv) {
                   zo.img_size, zo.iters, last_loss);
     }
     quant::QuantizedModel q(model, cfg);
+    run.report_quantization(q);
     quant::calibrate(q, distilled);
     if (run.data()) run.evaluate_quantized(q);
     if (!cli.out.empty()) {

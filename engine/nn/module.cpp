@@ -63,6 +63,15 @@ void Module::to(Device d) {
     dst.grad = nullptr;
   }
 }
+std::vector<std::pair<std::string, const Module*>> Module::named_modules() const {
+  std::vector<std::pair<std::string, const Module*>> out;
+  for (const auto& [name, child] : children_) {
+    out.push_back({name, child.get()});
+    for (auto& [n, m] : child->named_modules()) out.push_back({name + "." + n, m});
+  }
+  return out;
+}
+
 int64_t Module::num_parameters() const {
   int64_t n = 0;
   for (auto& [name, t] : named_parameters()) n += t.numel();

@@ -29,6 +29,8 @@ class Module {
   // Moves every parameter and buffer to d (in place: the registered tensors are replaced).
   void to(Device d);
   int64_t num_parameters() const;
+  // Every descendant module (not this one), depth-first in registration order, with its dotted name.
+  std::vector<std::pair<std::string, const Module*>> named_modules() const;
 
  protected:
   Tensor& register_parameter(const std::string& name, Tensor t);
