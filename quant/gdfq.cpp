@@ -3,6 +3,7 @@
 
 #include "engine/diverged.h"
 
+#include <algorithm>
 #include <map>
 #include <stdexcept>
 
@@ -159,12 +160,12 @@ EpochStats GdfqTrainer::train_epoch(const std::function<void(int, const EpochSta
   return st;
 }
 
-Tensor GdfqTrainer::sample_grid_images(int per_class, uint64_t seed) {
+Tensor GdfqTrainer::sample_grid_images(int per_class, uint64_t seed, int max_classes) {
   NoGradGuard ng;
-  const int C = teacher_->num_classes;
+  const int C = teacher_->num_classes, shown = std::min(C, std::max(1, max_classes));
   std::vector<int64_t> labels;
-  for (int c = 0; c < C; ++c)
-    for (int k = 0; k < per_class; ++k) labels.push_back(c);
+  for (int i = 0; i < shown; ++i)
+    for (int k = 0; k < per_class; ++k) labels.push_back(int64_t(i) * C / shown);
   Generator gen(seed);
   Tensor z = randn({int64_t(labels.size()), o_.latent_dim}, gen, dev_);
   // Train mode as in training (batch statistics); the running statistics it touches are never used

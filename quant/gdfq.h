@@ -71,8 +71,11 @@ class GdfqTrainer {
   QuantizedModel& qmodel() { return *q_; }
   models::GdfqGenerator& generator() { return *g_; }
   models::Model& teacher() { return *teacher_; }
-  // Images of G (no grad): `per_class` for each class, class-major (one row per class in a grid).
-  Tensor sample_grid_images(int per_class, uint64_t seed);
+  // Images of G (no grad): `per_class` for each of at most max_classes classes (all of them when
+  // there are that few, else max_classes spread evenly over [0, classes): 0, 100, 200, ... of
+  // ImageNet's 1000 — a grid of every class at 224 px would be gigabytes), class-major (one row
+  // per class in a grid).
+  Tensor sample_grid_images(int per_class, uint64_t seed, int max_classes = 10);
   // Checkpoint: every tensor and counter (G, Q weights and ranges, both optimizers, RNG, epoch),
   // plus `extra` (the caller's record, e.g. the best accuracy so far). Atomic (tmp + rename).
   // `run_options` (set_run_options) is stored with it: what the caller ran with (method_cli.h

@@ -161,7 +161,8 @@ TEST_CASE("gdfq: the ImageNet setting end to end on the CPU — 224 px generator
     CHECK(e1.q_trained);
     CHECK(std::isfinite(e1.q_loss));
     CHECK(all_values(tr.qmodel().model()) != q0);
-    Tensor grid = tr.sample_grid_images(1, 9);
+    Tensor grid = tr.sample_grid_images(1, 9);  // 10 of the 1000 classes, not all
+    CHECK(grid.size(0) == 10);
     CHECK(grid.size(1) == 3);
     CHECK(grid.size(2) == 224);
     CHECK(grid.size(3) == 224);

@@ -196,7 +196,7 @@ int main(int argc, char** argv) {
     }
     auto elapsed = [&] { return secs_before + run.seconds(); };
     auto sample = [&](const std::string& name) {
-      save_png((dir / name).string(), image_grid(tr.sample_grid_images(8, 777), 8, isz < 64 ? 2 : 1));
+      save_png((dir / name).string(), image_grid(tr.sample_grid_images(isz < 64 ? 8 : 4, 777), isz < 64 ? 8 : 4, isz < 64 ? 2 : 1));
     };
     while (tr.epoch() < o.n_epochs) {
       const int e = tr.epoch();
