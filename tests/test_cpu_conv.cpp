@@ -253,15 +253,17 @@ TEST_CASE("cpu kernel: depthwise conv2d is exact on integers and keeps images ap
   CHECK_FALSE(std::isfinite(y[2 * y_img + a.P * a.Q + 1]));  // inf times a tap, or times its zero tap: NaN
 }
 
-// The depthwise kernels at 4 floats per vector (SSE) and at the widest this CPU runs (8, AVX2,
-// where it has it): the same bytes, pass by pass (every channel is summed in the same order).
+// The depthwise kernels at every vector width this machine runs (4 floats, SSE; 8, AVX2; 16,
+// AVX-512F): the same bytes, pass by pass (every channel is summed in the same order).
 TEST_CASE("cpu kernel: depthwise conv2d gives the same bytes at every vector width") {
   const int widest = cpu::detail::depthwise_conv_lanes(0);
   MESSAGE("depthwise conv: widest vectors here " << widest << " floats");
   const ConvCase cases[] = {
       {"dw 3x3 s1 16x16", 3, 40, 16, 16, 40, 3, 3, 1, 1, 1, 1, 1, 1, 40},
       {"dw 3x3 s2 odd", 2, 20, 9, 11, 20, 3, 3, 2, 2, 1, 1, 1, 1, 20},
-      {"dw 3x3 2x2 maps", 70, 16, 2, 2, 16, 3, 3, 1, 1, 1, 1, 1, 1, 16},
+      {"dw 3x3 s2 32x32", 2, 48, 32, 32, 48, 3, 3, 2, 2, 1, 1, 1, 1, 48},
+      {"dw 3x3 2x2 maps", 70, 32, 2, 2, 32, 3, 3, 1, 1, 1, 1, 1, 1, 32},
+      {"dw 3x3 1x1 maps", 5, 36, 1, 1, 36, 3, 3, 1, 1, 1, 1, 1, 1, 36},
       {"dw 5x3 p(2,0) 13 channels", 2, 13, 7, 6, 13, 5, 3, 1, 1, 2, 0, 1, 1, 13},
       {"dw 7x7 s(1,2)", 2, 9, 12, 12, 9, 7, 7, 1, 2, 3, 3, 1, 1, 9},
   };
@@ -270,20 +272,25 @@ TEST_CASE("cpu kernel: depthwise conv2d gives the same bytes at every vector wid
     dfq::conv2d_out_size(a);
     const size_t xn = size_t(a.N) * a.C * a.H * a.W, yn = size_t(a.N) * a.K * a.P * a.Q, wn = size_t(a.K) * a.R * a.S;
     const auto x = rand_vec(xn, 21), w = rand_vec(wn, 22), gy = rand_vec(yn, 23);
-    std::vector<float> out[2];
-    for (int k = 0; k < 2; ++k) {
-      CHECK(cpu::detail::depthwise_conv_lanes(k == 0 ? 4 : 0) == (k == 0 ? 4 : widest));
-      std::vector<float> y(yn), gx(xn), gw(wn), gb(size_t(a.K));
+    std::vector<float> ref;
+    for (int lanes = 4; lanes <= widest; lanes *= 2) {
+      cpu::detail::depthwise_conv_lanes(lanes);
+      std::vector<float> y(yn), gx(xn), gw(wn), gb(size_t(a.K)), out;
       cpu::conv2d_forward(a, x.data(), w.data(), nullptr, y.data());
       cpu::conv2d_backward_data(a, gy.data(), w.data(), gx.data());
       cpu::conv2d_backward_filter(a, x.data(), gy.data(), gw.data(), gb.data());
-      for (const auto* v : {&y, &gx, &gw, &gb}) out[k].insert(out[k].end(), v->begin(), v->end());
+      for (const auto* v : {&y, &gx, &gw, &gb}) out.insert(out.end(), v->begin(), v->end());
+      if (lanes == 4) {
+        ref = out;
+        continue;
+      }
+      CAPTURE(std::string(cc.name));
+      CAPTURE(lanes);
+      CHECK(std::memcmp(out.data(), ref.data(), out.size() * sizeof(float)) == 0);
     }
-    CAPTURE(std::string(cc.name));
-    CHECK(std::memcmp(out[0].data(), out[1].data(), out[0].size() * sizeof(float)) == 0);
   }
   cpu::detail::depthwise_conv_lanes(0);
-  CHECK_THROWS_AS(cpu::detail::depthwise_conv_lanes(16), std::invalid_argument);
+  CHECK_THROWS_AS(cpu::detail::depthwise_conv_lanes(32), std::invalid_argument);
 }
 
 TEST_CASE("cpu kernel: conv2d with an empty batch") {

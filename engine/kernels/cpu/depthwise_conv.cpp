@@ -20,9 +20,9 @@
 //   filter gradient: per tap, the sum over outputs of gy times the x the forward read, in float over
 //                    a task's images (one partial sum per chunk and channel), the chunks added in
 //                    order in double.
-// Two vector widths: 4 floats (SSE, the engine's x86-64-v2 target) and, built with GCC and run on
-// CPUs that have it, 8 (AVX2; no FMA); the kernels are depthwise_conv_impl.h, compiled once for
-// each. Every channel's values are summed in the same order at either width and at any thread count
+// Three vector widths: 4 floats (SSE, the engine's x86-64-v2 target) and, built with GCC and run
+// on CPUs that have them, 8 (AVX2) and 16 (AVX-512F; no FMA either way: contraction is off); the
+// kernels are depthwise_conv_impl.h, compiled once for each; lanes_for picks one per shape. Every channel's values are summed in the same order at either width and at any thread count
 // (calls, chunks and blocks follow the shape only): the same bytes everywhere.
 // Rules: dilation 1; any filter size, stride and padding. The bias gradient is channel_sums'
 // (gemm_conv.cpp).
@@ -154,7 +154,7 @@ namespace sse {
 }  // namespace sse
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define DFQ_DW_AVX2 1
+#define DFQ_DW_WIDE 1
 #pragma GCC push_options
 #pragma GCC target("avx2")
 namespace avx2 {
@@ -163,25 +163,57 @@ namespace avx2 {
 #undef DFQ_DW_LANES
 }  // namespace avx2
 #pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+namespace avx512 {
+#define DFQ_DW_LANES 16
+#include "engine/kernels/cpu/depthwise_conv_impl.h"
+#undef DFQ_DW_LANES
+}  // namespace avx512
+#pragma GCC pop_options
 #endif
 
-int widest_lanes() {
-#ifdef DFQ_DW_AVX2
-  static const bool avx2 = __builtin_cpu_supports("avx2");
-  if (avx2) return 8;
+// The widths this build and CPU can run.
+bool runs(int lanes) {
+#ifdef DFQ_DW_WIDE
+  static const bool avx2 = __builtin_cpu_supports("avx2"), avx512 = __builtin_cpu_supports("avx512f");
+  if (lanes == 8) return avx2;
+  if (lanes == 16) return avx512;
 #endif
-  return 4;
+  return lanes == 4;
 }
-int g_lanes = 0;  // 0: widest_lanes()
-int lanes() { return g_lanes ? g_lanes : widest_lanes(); }
+int widest_lanes() { return runs(16) ? 16 : runs(8) ? 8 : 4; }
+int g_lanes = 0;  // forced by depthwise_conv_lanes; 0: lanes_for chooses
+
+#ifdef DFQ_DW_WIDE
+// The widest width whose buffers of one image stay within 16 KB (L1), where the CPU runs it
+// (measured, the kernels alone at 2 threads on Zen 5: 16 lanes take ~0.8x of 8 lanes' time on 2x2
+// maps, about the same on 4x4 .. 16x16, ~1.15x on 32x32, whose 16 planes a task streams at once).
+int lanes_for(const Conv2dArgs& a) {
+  if (g_lanes) return g_lanes;
+  const int64_t pixels = std::max(int64_t(a.H) * a.W, int64_t(a.P) * a.Q);
+  if (runs(16) && pixels * 16 * int64_t(sizeof(float)) <= (16 << 10)) return 16;
+  return runs(8) ? 8 : widest_lanes();
+}
+
+// call (forward(...), ...) in the kernels' namespace of the width lanes_for(a) picks
+#define DFQ_DW_DISPATCH(a, call)  \
+  switch (lanes_for(a)) {         \
+    case 16: avx512::call; break; \
+    case 8: avx2::call; break;    \
+    default: sse::call; break;    \
+  }
+#else
+#define DFQ_DW_DISPATCH(a, call) sse::call
+#endif
 
 }  // namespace
 
-int depthwise_conv_lanes(int lanes_wanted) {
-  if (lanes_wanted != 0 && lanes_wanted != 4 && lanes_wanted != widest_lanes())
-    throw std::invalid_argument("dfq: depthwise conv: " + std::to_string(lanes_wanted) + " lanes not available here");
-  g_lanes = lanes_wanted;
-  return lanes();
+int depthwise_conv_lanes(int lanes) {
+  if (lanes != 0 && !runs(lanes))
+    throw std::invalid_argument("dfq: depthwise conv: " + std::to_string(lanes) + " lanes not available here");
+  g_lanes = lanes;
+  return widest_lanes();
 }
 
 bool depthwise_conv_applies(const Conv2dArgs& a) {
@@ -190,30 +222,19 @@ bool depthwise_conv_applies(const Conv2dArgs& a) {
 
 void depthwise_conv_forward(const Conv2dArgs& a, const float* x, const float* w, float* y) {
   const DwPlan pl = plan_of(a);
-#ifdef DFQ_DW_AVX2
-  if (lanes() == 8) return avx2::forward(a, pl, x, w, y);
-#endif
-  sse::forward(a, pl, x, w, y);
+  DFQ_DW_DISPATCH(a, forward(a, pl, x, w, y));
 }
 
 void depthwise_conv_backward_data(const Conv2dArgs& a, const float* gy, const float* w, float* gx) {
   const DwPlan pl = plan_of(a);
-#ifdef DFQ_DW_AVX2
-  if (lanes() == 8) return avx2::backward_data(a, pl, gy, w, gx);
-#endif
-  sse::backward_data(a, pl, gy, w, gx);
+  DFQ_DW_DISPATCH(a, backward_data(a, pl, gy, w, gx));
 }
 
 void depthwise_conv_backward_filter(const Conv2dArgs& a, const float* x, const float* gy, float* gw) {
   const DwPlan pl = plan_of(a);
   const int64_t taps = int64_t(a.R) * a.S;
   std::vector<double> part(size_t(pl.chunks) * a.C * taps);  // (chunks, C, R*S)
-#ifdef DFQ_DW_AVX2
-  if (lanes() == 8)
-    avx2::backward_filter(a, pl, x, gy, part.data());
-  else
-#endif
-    sse::backward_filter(a, pl, x, gy, part.data());
+  DFQ_DW_DISPATCH(a, backward_filter(a, pl, x, gy, part.data()));
   for (int64_t i = 0; i < a.C * taps; ++i) {
     double s = 0;
     for (int ch = 0; ch < pl.chunks; ++ch) s += part[size_t(ch * a.C * taps + i)];

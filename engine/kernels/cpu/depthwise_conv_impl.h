@@ -1,7 +1,7 @@
 // depthwise_conv_impl.h — the vector kernels of depthwise_conv.cpp, which includes this file once
 // per vector width, each time inside its own namespace in an anonymous one: DFQ_DW_LANES floats
-// (channels) per vector, 4 (SSE, the engine's x86-64-v2) and 8 (compiled for AVX2 when the
-// compiler can, run when the CPU can). Nothing else includes it.
+// (channels) per vector: 4 (SSE, the engine's x86-64-v2), 8 (AVX2) and 16 (AVX-512F), the wide ones
+// compiled when the compiler can and run when the CPU can. Nothing else includes it.
 // Rules: everything here has internal linkage (an AVX2 copy must never stand in for the SSE one);
 // lanes never mix and every channel's values are summed in the same order at every width, so both
 // widths give the same bytes (tests/test_cpu_conv.cpp checks it).
@@ -134,66 +134,136 @@ void run_dot(const Call& c, const float* g, const float* src, int images, int64_
                    [&]<int M>() { dot_kernel<M>(c, t0, g, src, images, img_src, img_dst, acc); });
 }
 
-// The kLanes x kLanes transpose of the vectors at src[0], src[sstep], ...: dst[i * dstep] = the
-// vector of their elements i (transpose4: the same for 4 x 4). Named temporaries: an array of
-// vectors stayed on the stack.
+// N x N transposes (N = 4, 8, 16 floats) of the vectors at src[0], src[sstep], ...: dst[i * dstep]
+// = the vector of their elements i. Named temporaries (an array of vectors stayed on the stack);
+// the 8 and 16 ones are used only where the vectors are that wide.
 using Vec4 = float __attribute__((vector_size(4 * sizeof(float))));
-inline void transpose4(const float* src, int64_t sstep, float* dst, int64_t dstep) {
-  Vec4 a0, a1, a2, a3;
-  std::memcpy(&a0, src, sizeof a0);
-  std::memcpy(&a1, src + sstep, sizeof a1);
-  std::memcpy(&a2, src + 2 * sstep, sizeof a2);
-  std::memcpy(&a3, src + 3 * sstep, sizeof a3);
-  const Vec4 l01 = __builtin_shufflevector(a0, a1, 0, 4, 1, 5), h01 = __builtin_shufflevector(a0, a1, 2, 6, 3, 7);
-  const Vec4 l23 = __builtin_shufflevector(a2, a3, 0, 4, 1, 5), h23 = __builtin_shufflevector(a2, a3, 2, 6, 3, 7);
-  const Vec4 r0 = __builtin_shufflevector(l01, l23, 0, 1, 4, 5), r1 = __builtin_shufflevector(l01, l23, 2, 3, 6, 7);
-  const Vec4 r2 = __builtin_shufflevector(h01, h23, 0, 1, 4, 5), r3 = __builtin_shufflevector(h01, h23, 2, 3, 6, 7);
-  std::memcpy(dst, &r0, sizeof r0);
-  std::memcpy(dst + dstep, &r1, sizeof r1);
-  std::memcpy(dst + 2 * dstep, &r2, sizeof r2);
-  std::memcpy(dst + 3 * dstep, &r3, sizeof r3);
+using Vec8 = float __attribute__((vector_size(8 * sizeof(float))));
+template <typename V>
+inline V vload(const float* p) {
+  V v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <typename V>
+inline void vstore(float* p, const V& v) {
+  std::memcpy(p, &v, sizeof v);
 }
 
-inline void transpose(const float* src, int64_t sstep, float* dst, int64_t dstep) {
-#if DFQ_DW_LANES == 4
-  transpose4(src, sstep, dst, dstep);
-#elif DFQ_DW_LANES == 8
-  // pairs interleaved within each 4-float half, then quadruples, then the halves swapped
+[[gnu::always_inline]] inline void transpose4(const float* src, int64_t sstep, float* dst, int64_t dstep) {
+  const Vec4 a0 = vload<Vec4>(src), a1 = vload<Vec4>(src + sstep), a2 = vload<Vec4>(src + 2 * sstep),
+             a3 = vload<Vec4>(src + 3 * sstep);
+  const Vec4 l01 = __builtin_shufflevector(a0, a1, 0, 4, 1, 5), h01 = __builtin_shufflevector(a0, a1, 2, 6, 3, 7);
+  const Vec4 l23 = __builtin_shufflevector(a2, a3, 0, 4, 1, 5), h23 = __builtin_shufflevector(a2, a3, 2, 6, 3, 7);
+  vstore(dst, __builtin_shufflevector(l01, l23, 0, 1, 4, 5));
+  vstore(dst + dstep, __builtin_shufflevector(l01, l23, 2, 3, 6, 7));
+  vstore(dst + 2 * dstep, __builtin_shufflevector(h01, h23, 0, 1, 4, 5));
+  vstore(dst + 3 * dstep, __builtin_shufflevector(h01, h23, 2, 3, 6, 7));
+}
+
+#if DFQ_DW_LANES >= 8
+// pairs interleaved within each 4-float quarter, then quadruples (4 x 4 blocks transposed in
+// place), then the quarters moved
 #define DFQ_DW_LO(a, b) __builtin_shufflevector(a, b, 0, 8, 1, 9, 4, 12, 5, 13)
 #define DFQ_DW_HI(a, b) __builtin_shufflevector(a, b, 2, 10, 3, 11, 6, 14, 7, 15)
 #define DFQ_DW_LO2(a, b) __builtin_shufflevector(a, b, 0, 1, 8, 9, 4, 5, 12, 13)
 #define DFQ_DW_HI2(a, b) __builtin_shufflevector(a, b, 2, 3, 10, 11, 6, 7, 14, 15)
-  const Vec a0 = load(src), a1 = load(src + sstep), a2 = load(src + 2 * sstep), a3 = load(src + 3 * sstep);
-  const Vec a4 = load(src + 4 * sstep), a5 = load(src + 5 * sstep), a6 = load(src + 6 * sstep);
-  const Vec a7 = load(src + 7 * sstep);
-  const Vec t0 = DFQ_DW_LO(a0, a1), t1 = DFQ_DW_HI(a0, a1), t2 = DFQ_DW_LO(a2, a3), t3 = DFQ_DW_HI(a2, a3);
-  const Vec t4 = DFQ_DW_LO(a4, a5), t5 = DFQ_DW_HI(a4, a5), t6 = DFQ_DW_LO(a6, a7), t7 = DFQ_DW_HI(a6, a7);
-  const Vec u0 = DFQ_DW_LO2(t0, t2), u1 = DFQ_DW_HI2(t0, t2), u2 = DFQ_DW_LO2(t1, t3), u3 = DFQ_DW_HI2(t1, t3);
-  const Vec u4 = DFQ_DW_LO2(t4, t6), u5 = DFQ_DW_HI2(t4, t6), u6 = DFQ_DW_LO2(t5, t7), u7 = DFQ_DW_HI2(t5, t7);
+[[gnu::always_inline]] inline void transpose8(const float* src, int64_t sstep, float* dst, int64_t dstep) {
+  auto a = [&](int i) { return vload<Vec8>(src + i * sstep); };
+  const Vec8 a0 = a(0), a1 = a(1), a2 = a(2), a3 = a(3), a4 = a(4), a5 = a(5), a6 = a(6), a7 = a(7);
+  const Vec8 t0 = DFQ_DW_LO(a0, a1), t1 = DFQ_DW_HI(a0, a1), t2 = DFQ_DW_LO(a2, a3), t3 = DFQ_DW_HI(a2, a3);
+  const Vec8 t4 = DFQ_DW_LO(a4, a5), t5 = DFQ_DW_HI(a4, a5), t6 = DFQ_DW_LO(a6, a7), t7 = DFQ_DW_HI(a6, a7);
+  const Vec8 u0 = DFQ_DW_LO2(t0, t2), u1 = DFQ_DW_HI2(t0, t2), u2 = DFQ_DW_LO2(t1, t3), u3 = DFQ_DW_HI2(t1, t3);
+  const Vec8 u4 = DFQ_DW_LO2(t4, t6), u5 = DFQ_DW_HI2(t4, t6), u6 = DFQ_DW_LO2(t5, t7), u7 = DFQ_DW_HI2(t5, t7);
+  vstore(dst, __builtin_shufflevector(u0, u4, 0, 1, 2, 3, 8, 9, 10, 11));
+  vstore(dst + dstep, __builtin_shufflevector(u1, u5, 0, 1, 2, 3, 8, 9, 10, 11));
+  vstore(dst + 2 * dstep, __builtin_shufflevector(u2, u6, 0, 1, 2, 3, 8, 9, 10, 11));
+  vstore(dst + 3 * dstep, __builtin_shufflevector(u3, u7, 0, 1, 2, 3, 8, 9, 10, 11));
+  vstore(dst + 4 * dstep, __builtin_shufflevector(u0, u4, 4, 5, 6, 7, 12, 13, 14, 15));
+  vstore(dst + 5 * dstep, __builtin_shufflevector(u1, u5, 4, 5, 6, 7, 12, 13, 14, 15));
+  vstore(dst + 6 * dstep, __builtin_shufflevector(u2, u6, 4, 5, 6, 7, 12, 13, 14, 15));
+  vstore(dst + 7 * dstep, __builtin_shufflevector(u3, u7, 4, 5, 6, 7, 12, 13, 14, 15));
+}
 #undef DFQ_DW_LO
 #undef DFQ_DW_HI
 #undef DFQ_DW_LO2
 #undef DFQ_DW_HI2
-  store(dst, __builtin_shufflevector(u0, u4, 0, 1, 2, 3, 8, 9, 10, 11));
-  store(dst + dstep, __builtin_shufflevector(u1, u5, 0, 1, 2, 3, 8, 9, 10, 11));
-  store(dst + 2 * dstep, __builtin_shufflevector(u2, u6, 0, 1, 2, 3, 8, 9, 10, 11));
-  store(dst + 3 * dstep, __builtin_shufflevector(u3, u7, 0, 1, 2, 3, 8, 9, 10, 11));
-  store(dst + 4 * dstep, __builtin_shufflevector(u0, u4, 4, 5, 6, 7, 12, 13, 14, 15));
-  store(dst + 5 * dstep, __builtin_shufflevector(u1, u5, 4, 5, 6, 7, 12, 13, 14, 15));
-  store(dst + 6 * dstep, __builtin_shufflevector(u2, u6, 4, 5, 6, 7, 12, 13, 14, 15));
-  store(dst + 7 * dstep, __builtin_shufflevector(u3, u7, 4, 5, 6, 7, 12, 13, 14, 15));
+#endif
+
+#if DFQ_DW_LANES == 16
+// as transpose8 within each 4-float quarter (rows in groups of 4), then the 4 x 4 grid of quarters
+#define DFQ_DW_LO(a, b) __builtin_shufflevector(a, b, 0, 16, 1, 17, 4, 20, 5, 21, 8, 24, 9, 25, 12, 28, 13, 29)
+#define DFQ_DW_HI(a, b) __builtin_shufflevector(a, b, 2, 18, 3, 19, 6, 22, 7, 23, 10, 26, 11, 27, 14, 30, 15, 31)
+#define DFQ_DW_LO2(a, b) __builtin_shufflevector(a, b, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29)
+#define DFQ_DW_HI2(a, b) __builtin_shufflevector(a, b, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31)
+#define DFQ_DW_Q01(a, b) __builtin_shufflevector(a, b, 0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23)
+#define DFQ_DW_Q23(a, b) __builtin_shufflevector(a, b, 8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31)
+#define DFQ_DW_H0(a, b) __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+#define DFQ_DW_H1(a, b) __builtin_shufflevector(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31)
+// b<4g + k>, quarter q: element 4q + k of rows 4g .. 4g+3
+#define DFQ_DW_GROUP(g, b0, b1, b2, b3)                                                                           \
+  Vec b0, b1, b2, b3;                                                                                             \
+  {                                                                                                               \
+    const Vec r0 = load(src + (4 * g) * sstep), r1 = load(src + (4 * g + 1) * sstep);                             \
+    const Vec r2 = load(src + (4 * g + 2) * sstep), r3 = load(src + (4 * g + 3) * sstep);                         \
+    const Vec t0 = DFQ_DW_LO(r0, r1), t1 = DFQ_DW_HI(r0, r1), t2 = DFQ_DW_LO(r2, r3), t3 = DFQ_DW_HI(r2, r3);     \
+    b0 = DFQ_DW_LO2(t0, t2), b1 = DFQ_DW_HI2(t0, t2), b2 = DFQ_DW_LO2(t1, t3), b3 = DFQ_DW_HI2(t1, t3);           \
+  }
+// result 4q + k: quarter q of b<k>, b<4 + k>, b<8 + k>, b<12 + k>
+#define DFQ_DW_QUARTERS(k, p0, p1, p2, p3)                                                                        \
+  {                                                                                                               \
+    const Vec c0 = DFQ_DW_Q01(p0, p1), c1 = DFQ_DW_Q23(p0, p1), c2 = DFQ_DW_Q01(p2, p3), c3 = DFQ_DW_Q23(p2, p3); \
+    store(dst + (k)*dstep, DFQ_DW_H0(c0, c2));                                                                    \
+    store(dst + (4 + k) * dstep, DFQ_DW_H1(c0, c2));                                                              \
+    store(dst + (8 + k) * dstep, DFQ_DW_H0(c1, c3));                                                              \
+    store(dst + (12 + k) * dstep, DFQ_DW_H1(c1, c3));                                                             \
+  }
+[[gnu::always_inline]] inline void transpose16(const float* src, int64_t sstep, float* dst, int64_t dstep) {
+  DFQ_DW_GROUP(0, b0, b1, b2, b3)
+  DFQ_DW_GROUP(1, b4, b5, b6, b7)
+  DFQ_DW_GROUP(2, b8, b9, b10, b11)
+  DFQ_DW_GROUP(3, b12, b13, b14, b15)
+  DFQ_DW_QUARTERS(0, b0, b4, b8, b12)
+  DFQ_DW_QUARTERS(1, b1, b5, b9, b13)
+  DFQ_DW_QUARTERS(2, b2, b6, b10, b14)
+  DFQ_DW_QUARTERS(3, b3, b7, b11, b15)
+}
+#undef DFQ_DW_GROUP
+#undef DFQ_DW_QUARTERS
+#undef DFQ_DW_LO
+#undef DFQ_DW_HI
+#undef DFQ_DW_LO2
+#undef DFQ_DW_HI2
+#undef DFQ_DW_Q01
+#undef DFQ_DW_Q23
+#undef DFQ_DW_H0
+#undef DFQ_DW_H1
+#endif
+
+// transpose of kLanes x kLanes
+[[gnu::always_inline]] inline void transpose(const float* src, int64_t sstep, float* dst, int64_t dstep) {
+#if DFQ_DW_LANES == 4
+  transpose4(src, sstep, dst, dstep);
+#elif DFQ_DW_LANES == 8
+  transpose8(src, sstep, dst, dstep);
+#elif DFQ_DW_LANES == 16
+  transpose16(src, sstep, dst, dstep);
 #else
-#error "DFQ_DW_LANES: 4 or 8"
+#error "DFQ_DW_LANES: 4, 8 or 16"
 #endif
 }
 
 // The nv <= kLanes planes at `planes` (`pixels` floats each, one after the other) into the lanes of
 // `pixels` consecutive vectors of buf. A full block goes kLanes pixels at a time through transpose,
-// then 4 at a time through transpose4 (maps of 2x2), then one by one.
+// the rest 8 and 4 at a time (maps of 2x2) through the smaller ones, then one by one.
 void interleave(const float* planes, int nv, int64_t pixels, float* buf) {
   int64_t i = 0;
   if (nv == kLanes) {
     for (; i + kLanes <= pixels; i += kLanes) transpose(planes + i, pixels, buf + i * kLanes, kLanes);
+#if DFQ_DW_LANES > 8
+    for (; i + 8 <= pixels; i += 8)
+      for (int j = 0; j < kLanes; j += 8) transpose8(planes + j * pixels + i, pixels, buf + i * kLanes + j, kLanes);
+#endif
     for (; i + 4 <= pixels; i += 4)
       for (int j = 0; j < kLanes; j += 4) transpose4(planes + j * pixels + i, pixels, buf + i * kLanes + j, kLanes);
   }
@@ -206,6 +276,10 @@ void deinterleave(const float* buf, int nv, int64_t pixels, float* planes) {
   int64_t i = 0;
   if (nv == kLanes) {
     for (; i + kLanes <= pixels; i += kLanes) transpose(buf + i * kLanes, kLanes, planes + i, pixels);
+#if DFQ_DW_LANES > 8
+    for (; i + 8 <= pixels; i += 8)
+      for (int j = 0; j < kLanes; j += 8) transpose8(buf + i * kLanes + j, kLanes, planes + j * pixels + i, pixels);
+#endif
     for (; i + 4 <= pixels; i += 4)
       for (int j = 0; j < kLanes; j += 4) transpose4(buf + i * kLanes + j, kLanes, planes + j * pixels + i, pixels);
   }

@@ -39,9 +39,10 @@ bool depthwise_conv_applies(const Conv2dArgs& a);
 void depthwise_conv_forward(const Conv2dArgs& a, const float* x, const float* w, float* y);
 void depthwise_conv_backward_data(const Conv2dArgs& a, const float* gy, const float* w, float* gx);
 void depthwise_conv_backward_filter(const Conv2dArgs& a, const float* x, const float* gy, float* gw);
-// The vector width those kernels run at (tests: both give the same bytes): 4 floats (SSE), or 8
-// (AVX2, where built and where the CPU has it); 0 = the widest here. Returns the width now in use;
-// throws std::invalid_argument for a width this machine cannot run.
+// Forces the vector width those kernels run at (tests: every width gives the same bytes): 4 floats
+// (SSE), 8 (AVX2) or 16 (AVX-512F), the wide ones where built (GCC) and where the CPU has them;
+// 0 = chosen per shape (the default). Returns the widest width this machine runs; throws
+// std::invalid_argument for one it cannot.
 int depthwise_conv_lanes(int lanes);
 
 }  // namespace dfq::cpu::detail
