@@ -160,7 +160,7 @@ TEST_CASE("cpu kernel: conv2d's shifted GEMMs on ResNet-sized channels") {
   cpu::set_conv_algo(cpu::ConvAlgo::Auto);
 }
 
-TEST_CASE("cpu kernel: depthwise conv2d (groups == C == K) plane by plane matches the naive convolution") {
+TEST_CASE("cpu kernel: depthwise conv2d (groups == C == K) matches the naive convolution") {
   // under Auto these run depthwise_conv.cpp (checked below), under Im2col the per-group GEMMs
   const ConvCase cases[] = {
       // name                        N  C   H   W  K   R  S sh sw ph pw dh dw g
