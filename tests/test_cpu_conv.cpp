@@ -1,10 +1,13 @@
 // test_cpu_conv.cpp — the CPU convolution kernels against the naive loops of ref_kernels.h in
-// both algorithms (im2col and shifted GEMMs), the fused up-sampling conv, the algorithm choice,
-// and GEMM in all transpose combinations. Every TEST_CASE is named "cpu kernel: ...".
+// both algorithms (im2col and shifted GEMMs) and the depthwise kernel, the fused up-sampling conv,
+// the algorithm choice, and GEMM in all transpose combinations. Every TEST_CASE is named "cpu kernel: ...".
+#include <cmath>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "engine/kernels/cpu/shifted_conv.h"
 #include "engine/kernels/kernels.h"
 #include "tests/check.h"
 #include "tests/kernel_vectors.h"
@@ -13,6 +16,7 @@
 using dfq::test::check_close;
 using dfq::test::check_guarded;
 using dfq::test::guarded;
+using dfq::test::head;
 using dfq::test::rand_vec;
 namespace cpu = dfq::cpu;
 
@@ -154,6 +158,139 @@ TEST_CASE("cpu kernel: conv2d's shifted GEMMs on ResNet-sized channels") {
     for (const auto& c : cases) run_conv_case(c);
   }
   cpu::set_conv_algo(cpu::ConvAlgo::Auto);
+}
+
+TEST_CASE("cpu kernel: depthwise conv2d (groups == C == K) matches the naive convolution") {
+  // under Auto these run depthwise_conv.cpp (checked below), under Im2col the per-group GEMMs
+  const ConvCase cases[] = {
+      // name                        N  C   H   W  K   R  S sh sw ph pw dh dw g
+      {"dw 3x3 s1 p1",               2, 5,  8,  8, 5,  3, 3, 1, 1, 1, 1, 1, 1, 5},
+      {"dw 3x3 s2 p1 even",          3, 4,  8,  8, 4,  3, 3, 2, 2, 1, 1, 1, 1, 4},
+      {"dw 3x3 s2 p1 odd",           2, 3,  9,  7, 3,  3, 3, 2, 2, 1, 1, 1, 1, 3},
+      {"dw 3x3 s2 p1 odd/even",      2, 3,  7, 10, 3,  3, 3, 2, 2, 1, 1, 1, 1, 3},
+      {"dw 3x3 1x1 map",             5, 6,  1,  1, 6,  3, 3, 1, 1, 1, 1, 1, 1, 6},
+      {"dw 3x3 s2 2x2 -> 1x1",       4, 6,  2,  2, 6,  3, 3, 2, 2, 1, 1, 1, 1, 6},
+      {"dw 3x3 2x2 map",             3, 7,  2,  2, 7,  3, 3, 1, 1, 1, 1, 1, 1, 7},
+      {"dw batch 1",                 1, 4, 11,  9, 4,  3, 3, 1, 1, 1, 1, 1, 1, 4},
+      {"dw batch 1 s2",              1, 4, 11,  9, 4,  3, 3, 2, 2, 1, 1, 1, 1, 4},
+      {"dw 5x5 p2",                  2, 3, 10,  9, 3,  5, 5, 1, 1, 2, 2, 1, 1, 3},
+      {"dw 5x5 s2 p2",               2, 3, 11, 10, 3,  5, 5, 2, 2, 2, 2, 1, 1, 3},
+      {"dw non-square 3x5 p(1,2)",   2, 4,  6, 13, 4,  3, 5, 1, 1, 1, 2, 1, 1, 4},
+      {"dw 3x3 pad 0",               2, 4,  7,  9, 4,  3, 3, 1, 1, 0, 0, 1, 1, 4},
+      {"dw 3x3 s2 pad 0",            2, 4,  9,  8, 4,  3, 3, 2, 2, 0, 0, 1, 1, 4},
+      {"dw 3x3 pad 2",               2, 4,  5,  6, 4,  3, 3, 1, 1, 2, 2, 1, 1, 4},
+      {"dw 3x3 pad 3 (> kernel)",    2, 2,  3,  4, 2,  3, 3, 1, 1, 3, 3, 1, 1, 2},
+      {"dw 1x1 pad 2 s2",            2, 3,  5,  4, 3,  1, 1, 2, 2, 2, 2, 1, 1, 3},
+      {"dw 2x4 s(1,3) p(0,1)",       2, 3,  9, 14, 3,  2, 4, 1, 3, 0, 1, 1, 1, 3},
+      {"dw 4x4 s(3,2) p(2,1)",       2, 3, 10, 11, 3,  4, 4, 3, 2, 2, 1, 1, 1, 3},
+      {"dw 7x7 (passes of 9 taps)",  2, 3, 12, 11, 3,  7, 7, 1, 1, 3, 3, 1, 1, 3},
+      {"dw chunks 8 x4 + 5",        37, 8,  7,  9, 8,  3, 3, 1, 1, 1, 1, 1, 1, 8},
+      {"dw chunks 101+101+99 2x2",  301, 8,  2,  2, 8,  3, 3, 1, 1, 1, 1, 1, 1, 8},
+      {"dw full blocks 5x5 map",     3, 16, 5,  5, 16, 3, 3, 1, 1, 1, 1, 1, 1, 16},
+      {"dw full blocks 6x2 map s2",  3, 16, 6,  2, 16, 3, 3, 2, 2, 1, 1, 1, 1, 16},
+      {"dw full blocks 1x1 map",     4, 24, 1,  1, 24, 3, 3, 1, 1, 1, 1, 1, 1, 24},
+      {"dw 12 channels (8 + 4)",     2, 12, 6,  7, 12, 3, 3, 1, 1, 1, 1, 1, 1, 12},
+      {"dw single channel",          3, 1,  6,  6, 1,  3, 3, 1, 1, 1, 1, 1, 1, 1},
+      {"dw MobileNetV2 16x16 s2",    4, 96, 16, 16, 96, 3, 3, 2, 2, 1, 1, 1, 1, 96},
+      {"dw MobileNetV2 8x8 s1",      4, 144, 8,  8, 144, 3, 3, 1, 1, 1, 1, 1, 1, 144},
+      {"dw MobileNetV2 2x2 s1",      3, 384, 2,  2, 384, 3, 3, 1, 1, 1, 1, 1, 1, 384},
+  };
+  for (auto algo : {cpu::ConvAlgo::Im2col, cpu::ConvAlgo::Auto}) {
+    CAPTURE(static_cast<int>(algo));
+    cpu::set_conv_algo(algo);
+    for (const auto& c : cases) {
+      dfq::Conv2dArgs a{c.N, c.C, c.H, c.W, c.K, c.R, c.S, c.sh, c.sw, c.ph, c.pw, c.dh, c.dw, c.g, 0, 0};
+      dfq::conv2d_out_size(a);
+      CHECK(cpu::conv_algo_for(a) == (algo == cpu::ConvAlgo::Auto ? cpu::ConvAlgo::Depthwise : cpu::ConvAlgo::Im2col));
+      run_conv_case(c);
+    }
+  }
+  cpu::set_conv_algo(cpu::ConvAlgo::Auto);
+  // dilation and channel multipliers stay on the GEMM paths
+  dfq::Conv2dArgs dil{2, 4, 9, 9, 4, 3, 3, 1, 1, 2, 2, 2, 2, 4, 0, 0};
+  dfq::Conv2dArgs mult{2, 4, 9, 9, 8, 3, 3, 1, 1, 1, 1, 1, 1, 4, 0, 0};
+  dfq::conv2d_out_size(dil);
+  dfq::conv2d_out_size(mult);
+  CHECK(cpu::conv_algo_for(dil) == cpu::ConvAlgo::Im2col);
+  CHECK(cpu::conv_algo_for(mult) == cpu::ConvAlgo::Im2col);
+  CHECK_THROWS_AS(cpu::set_conv_algo(cpu::ConvAlgo::Depthwise), std::invalid_argument);
+}
+
+// The depthwise kernel against the im2col path (itself checked against the naive loops above) on
+// inputs that are not random: exact small integers, so both sum exactly and agree bit for bit, and
+// a non-finite input, which reaches only its own image's outputs and gradients.
+TEST_CASE("cpu kernel: depthwise conv2d is exact on integers and keeps images apart") {
+  dfq::Conv2dArgs a{7, 3, 4, 5, 3, 3, 3, 2, 1, 1, 1, 1, 1, 3, 0, 0};
+  dfq::conv2d_out_size(a);
+  const size_t xn = size_t(a.N) * a.C * a.H * a.W, yn = size_t(a.N) * a.K * a.P * a.Q, wn = size_t(a.K) * a.R * a.S;
+  std::vector<float> x(xn), w(wn), gy(yn);
+  for (size_t i = 0; i < xn; ++i) x[i] = float(int(i * 7 % 11) - 5);
+  for (size_t i = 0; i < wn; ++i) w[i] = float(int(i * 5 % 7) - 3);
+  for (size_t i = 0; i < yn; ++i) gy[i] = float(int(i * 3 % 5) - 2);
+  auto run = [&](cpu::ConvAlgo algo, std::vector<float>& y, std::vector<float>& gx, std::vector<float>& gw) {
+    cpu::set_conv_algo(algo);
+    y = guarded(yn), gx = guarded(xn), gw = guarded(wn);
+    cpu::conv2d_forward(a, x.data(), w.data(), nullptr, y.data());
+    cpu::conv2d_backward_data(a, gy.data(), w.data(), gx.data());
+    cpu::conv2d_backward_filter(a, x.data(), gy.data(), gw.data(), nullptr);
+    cpu::set_conv_algo(cpu::ConvAlgo::Auto);
+  };
+  std::vector<float> y, gx, gw, y_ref, gx_ref, gw_ref;
+  run(cpu::ConvAlgo::Auto, y, gx, gw);
+  run(cpu::ConvAlgo::Im2col, y_ref, gx_ref, gw_ref);
+  check_guarded("dw exact forward", y, head(y_ref, yn), 0, 0);
+  check_guarded("dw exact backward data", gx, head(gx_ref, xn), 0, 0);
+  check_guarded("dw exact backward filter", gw, head(gw_ref, wn), 0, 0);
+  // an infinite pixel in image 2 (of the single chunk of 7): other images' outputs stay as they were
+  const size_t img = size_t(a.C) * a.H * a.W, y_img = size_t(a.K) * a.P * a.Q;
+  x[2 * img + 1 * a.H * a.W + 6] = INFINITY;
+  gy[2 * y_img + 1 * a.P * a.Q + 3] = INFINITY;  // and in its gradient: other images' gx stay finite
+  run(cpu::ConvAlgo::Auto, y, gx, gw);
+  for (size_t i = 0; i < yn; ++i)
+    if (i / y_img != 2) REQUIRE(y[i] == y_ref[i]);
+  for (size_t i = 0; i < xn; ++i)
+    if (i / img != 2) REQUIRE(gx[i] == gx_ref[i]);
+  CHECK_FALSE(std::isfinite(y[2 * y_img + a.P * a.Q + 1]));  // inf times a tap, or times its zero tap: NaN
+}
+
+// The depthwise kernels at every vector width this machine runs (4 floats, SSE; 8, AVX2; 16,
+// AVX-512F): the same bytes, pass by pass (every channel is summed in the same order).
+TEST_CASE("cpu kernel: depthwise conv2d gives the same bytes at every vector width") {
+  const int widest = cpu::detail::depthwise_conv_lanes(0);
+  MESSAGE("depthwise conv: widest vectors here " << widest << " floats");
+  const ConvCase cases[] = {
+      {"dw 3x3 s1 16x16", 3, 40, 16, 16, 40, 3, 3, 1, 1, 1, 1, 1, 1, 40},
+      {"dw 3x3 s2 odd", 2, 20, 9, 11, 20, 3, 3, 2, 2, 1, 1, 1, 1, 20},
+      {"dw 3x3 s2 32x32", 2, 48, 32, 32, 48, 3, 3, 2, 2, 1, 1, 1, 1, 48},
+      {"dw 3x3 2x2 maps", 70, 32, 2, 2, 32, 3, 3, 1, 1, 1, 1, 1, 1, 32},
+      {"dw 3x3 1x1 maps", 5, 36, 1, 1, 36, 3, 3, 1, 1, 1, 1, 1, 1, 36},
+      {"dw 5x3 p(2,0) 13 channels", 2, 13, 7, 6, 13, 5, 3, 1, 1, 2, 0, 1, 1, 13},
+      {"dw 7x7 s(1,2)", 2, 9, 12, 12, 9, 7, 7, 1, 2, 3, 3, 1, 1, 9},
+  };
+  for (const ConvCase& cc : cases) {
+    dfq::Conv2dArgs a{cc.N, cc.C, cc.H, cc.W, cc.K, cc.R, cc.S, cc.sh, cc.sw, cc.ph, cc.pw, cc.dh, cc.dw, cc.g, 0, 0};
+    dfq::conv2d_out_size(a);
+    const size_t xn = size_t(a.N) * a.C * a.H * a.W, yn = size_t(a.N) * a.K * a.P * a.Q, wn = size_t(a.K) * a.R * a.S;
+    const auto x = rand_vec(xn, 21), w = rand_vec(wn, 22), gy = rand_vec(yn, 23);
+    std::vector<float> ref;
+    for (int lanes = 4; lanes <= widest; lanes *= 2) {
+      cpu::detail::depthwise_conv_lanes(lanes);
+      std::vector<float> y(yn), gx(xn), gw(wn), gb(size_t(a.K)), out;
+      cpu::conv2d_forward(a, x.data(), w.data(), nullptr, y.data());
+      cpu::conv2d_backward_data(a, gy.data(), w.data(), gx.data());
+      cpu::conv2d_backward_filter(a, x.data(), gy.data(), gw.data(), gb.data());
+      for (const auto* v : {&y, &gx, &gw, &gb}) out.insert(out.end(), v->begin(), v->end());
+      if (lanes == 4) {
+        ref = out;
+        continue;
+      }
+      CAPTURE(std::string(cc.name));
+      CAPTURE(lanes);
+      CHECK(std::memcmp(out.data(), ref.data(), out.size() * sizeof(float)) == 0);
+    }
+  }
+  cpu::detail::depthwise_conv_lanes(0);
+  CHECK_THROWS_AS(cpu::detail::depthwise_conv_lanes(32), std::invalid_argument);
 }
 
 TEST_CASE("cpu kernel: conv2d with an empty batch") {

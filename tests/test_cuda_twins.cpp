@@ -145,6 +145,11 @@ void add_conv_rows() {
       {"ResNet 3x3 64->64 28x28", conv(2, 64, 28, 28, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1)},
       {"groups 3 stride 2", conv(3, 12, 9, 10, 18, 3, 3, 2, 2, 1, 1, 1, 1, 3)},
       {"depthwise 8", conv(2, 8, 10, 10, 8, 3, 3, 1, 1, 1, 1, 1, 1, 8)},
+      // MobileNetV2's depthwise convs at 32x32 inputs (CPU: depthwise_conv.cpp)
+      {"depthwise 96 16x16 s2", conv(4, 96, 16, 16, 96, 3, 3, 2, 2, 1, 1, 1, 1, 96)},
+      {"depthwise 144 8x8", conv(4, 144, 8, 8, 144, 3, 3, 1, 1, 1, 1, 1, 1, 144)},
+      {"depthwise 960 2x2", conv(4, 960, 2, 2, 960, 3, 3, 1, 1, 1, 1, 1, 1, 960)},
+      {"depthwise 20 5x5 s2 odd 13x11", conv(3, 20, 13, 11, 20, 5, 5, 2, 2, 2, 2, 1, 1, 20)},
       {"dilation 2", conv(2, 6, 13, 11, 5, 3, 3, 1, 1, 2, 2, 2, 2, 1)},
       {"stem 7x7 s2 p3", conv(1, 3, 33, 33, 16, 7, 7, 2, 2, 3, 3, 1, 1, 1)},
       {"asymmetric 3x5 s(2,1) p(0,2) d(1,2)", conv(2, 5, 12, 15, 7, 3, 5, 2, 1, 0, 2, 1, 2, 1)},

@@ -120,6 +120,9 @@ TEST_CASE("gradcheck: conv2d") {
       {"3x3 stride 2 padding 1 bias", 2, 2, 5, 5, 3, 3, opts(2, 1, 1, 1), true},
       {"3x3 dilation 2 padding 2", 1, 2, 5, 5, 2, 3, opts(1, 2, 2, 1), true},
       {"3x3 groups 2", 1, 4, 4, 4, 4, 3, opts(1, 1, 1, 2), true},
+      {"3x3 depthwise", 2, 3, 4, 5, 3, 3, opts(1, 1, 1, 3), true},
+      {"3x3 depthwise stride 2", 2, 4, 5, 4, 4, 3, opts(2, 1, 1, 4), false},
+      {"3x3 depthwise 1x1 map", 3, 2, 1, 1, 2, 3, opts(1, 1, 1, 2), true},
       {"1x1", 2, 3, 3, 3, 4, 1, opts(1, 0, 1, 1), true},
       {"1x1 stride 2 (downsample shortcut)", 1, 3, 4, 4, 2, 1, opts(2, 0, 1, 1), false},
   };

@@ -1,7 +1,7 @@
 // test_repro.cpp — reproducibility a user can rely on (README "Reproducibility"): the same seed
 // gives the same bytes at 1 and at 2 threads, for a short ZeroQ distillation + calibration, a few
-// GDFQ iterations (generator and student steps, ranges observed) and a few train_fp-style SGD
-// steps; and blas_description() says which BLAS kernels ran.
+// GDFQ iterations (generator and student steps, ranges observed), a few train_fp-style SGD
+// steps and depthwise convs (MobileNetV2); and blas_description() says which BLAS kernels ran.
 // Rules: each loop runs twice in-process, once per thread count (OpenBLAS's and OpenMP's, set
 // together and restored), on shapes big enough that the threaded paths run (OpenMP loops above
 // kParMin, convolution GEMMs cut into chunks and row blocks, GEMMs big enough for OpenBLAS to
@@ -19,6 +19,7 @@
 
 #include "engine/blas_info.h"
 #include "engine/nn/optim.h"
+#include "engine/ops.h"
 #include "models/registry.h"
 #include "quant/gdfq.h"
 #include "quant/zeroq.h"
@@ -181,6 +182,29 @@ TEST_CASE("repro: train_fp-style SGD steps of a ResNet-18 are bit-identical at 1
     m->eval();
     NoGradGuard ng;
     append(out, m->forward(randn({16, 3, 32, 32}, g)));
+    return out;
+  });
+}
+
+TEST_CASE("repro: depthwise convs (MobileNetV2's shapes) are bit-identical at 1 and 2 threads") {
+  // forward and both gradients (the filter gradient sums over the batch: per-chunk partial sums,
+  // added in a fixed order), through autograd, on shapes big enough for the parallel path
+  check_thread_invariant("depthwise conv", [] {
+    Generator g(5);
+    std::vector<float> out;
+    struct Dw { int C, H, stride; };
+    for (const Dw& s : {Dw{96, 16, 2}, Dw{144, 8, 1}, Dw{192, 4, 1}, Dw{960, 2, 1}}) {
+      Tensor x = randn({16, s.C, s.H, s.H}, g).set_requires_grad(true);
+      Tensor w = randn({s.C, 1, 3, 3}, g, Device::CPU, 0.f, 0.3f).set_requires_grad(true);
+      Tensor b = randn({s.C}, g).set_requires_grad(true);
+      Conv2dOptions o;
+      o.stride = {s.stride, s.stride};
+      o.padding = {1, 1};
+      o.groups = s.C;
+      Tensor y = conv2d(x, w, b, o);
+      y.backward(randn(y.shape(), g));
+      for (const Tensor& t : {y, x.grad(), w.grad(), b.grad()}) append(out, t);
+    }
     return out;
   });
 }

@@ -1,6 +1,7 @@
 // bench.cpp — engine throughput on this machine: conv2d 3x3 64->64 on 8x64x56x56 (forward, and
-// forward + backward data + backward filter), a linear layer (forward + backward), and a
-// conv-BN-ReLU stack trained one step (forward + backward through autograd). Prints one line
+// forward + backward data + backward filter), depthwise 3x3 convs at MobileNetV2's shapes (the
+// same two), a linear layer (forward + backward), and a conv-BN-ReLU stack trained one step
+// (forward + backward through autograd), and whole models. Prints one line
 // per case: "name  ms  GFLOP/s" (median of the timed repeats after a warm-up), the format that
 // tools/bench_torch.py prints too, so tools/bench.sh can put the two side by side as ratios.
 #include <algorithm>
@@ -23,7 +24,8 @@ namespace {
 
 const char* kUsage =
     "usage: bench [--device cpu|cuda] [--repeats N] [--only NAME] [--cudnn_heuristics] [--conv_algo auto|im2col]\n"
-    "--conv_algo im2col: the CPU convolution without its shifted-GEMM path (to compare).\n"
+    "--only NAME: just the cases main() runs under NAME (conv3x3_fwd, depthwise, conv_algos, ...).\n"
+    "--conv_algo im2col: the CPU convolution without its shifted-GEMM, direct and depthwise paths (to compare).\n"
     "On CUDA, convolution algorithms are measured once per shape (cudnnFind, as PyTorch's\n"
     "cudnn.benchmark in bench_torch.py) unless --cudnn_heuristics.\n"
     "Times the engine's hot ops and prints: name, milliseconds, GFLOP/s.\n";
@@ -86,6 +88,33 @@ int main(int argc, char** argv) {
         w.set_requires_grad(true);
         Tensor g = randn({8, 64, 56, 56}, gen, dev);
         report("conv3x3_fwdbwd", time_ms([&] {
+                 x.zero_grad();
+                 w.zero_grad();
+                 conv2d(x, w, Tensor(), o).backward(g);
+               }, repeats, dev), 3 * flops);
+      }
+    }
+    // Depthwise 3x3 convs (groups == C, pad 1, no bias) at MobileNetV2's shapes, batch 128: forward,
+    // and forward + backward data + backward filter. --only depthwise runs just these.
+    if (want("depthwise")) {
+      struct Dw { const char* name; int C, H, stride; };
+      for (const Dw& d : {Dw{"dw3x3_c96_32px_s2", 96, 32, 2}, Dw{"dw3x3_c144_16px", 144, 16, 1},
+                          Dw{"dw3x3_c384_4px", 384, 4, 1}, Dw{"dw3x3_c960_2px", 960, 2, 1}}) {
+        const int n = 128, p = (d.H - 1) / d.stride + 1;
+        Tensor x = randn({n, d.C, d.H, d.H}, gen, dev), w = randn({d.C, 1, 3, 3}, gen, dev, 0.f, 0.3f);
+        Conv2dOptions o;
+        o.stride = {d.stride, d.stride};
+        o.padding = {1, 1};
+        o.groups = d.C;
+        const double flops = 2.0 * n * d.C * p * p * 9;
+        {
+          NoGradGuard ng;
+          report(std::string(d.name) + "_fwd", time_ms([&] { conv2d(x, w, Tensor(), o); }, repeats, dev), flops);
+        }
+        x.set_requires_grad(true);
+        w.set_requires_grad(true);
+        Tensor g = randn({n, d.C, p, p}, gen, dev);
+        report(std::string(d.name) + "_fwdbwd", time_ms([&] {
                  x.zero_grad();
                  w.zero_grad();
                  conv2d(x, w, Tensor(), o).backward(g);

@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # bench.sh — runs the dfq bench and the same cases in PyTorch on this machine, then prints one
 # table: case, dfq ms, torch ms, dfq GFLOP/s, and the speed ratio (torch time / dfq time; > 1
-# means dfq is faster). Usage: tools/bench.sh [cpu|cuda] [BUILD_DIR]
+# means dfq is faster). Usage: tools/bench.sh [cpu|cuda] [BUILD_DIR] [ONLY]; ONLY: just the cases
+# of that name (bench --only: conv3x3_fwd, depthwise, ...). REPEATS=N: timed repeats per case on
+# both sides (default 5; a busy machine wants more for steady medians).
 set -euo pipefail
 dev=${1:-cpu}
 build=${2:-build}
+only=${3:-}
 here=$(cd "$(dirname "$0")/.." && pwd)
 dfq_out=$(mktemp); torch_out=$(mktemp)
 trap 'rm -f "$dfq_out" "$torch_out"' EXIT
 # the python3 that has torch: $PYTHON, else python3, else Debian's /usr/bin/python3
 py=${PYTHON:-python3}
 if ! "$py" -c 'import torch' 2>/dev/null; then py=/usr/bin/python3; fi
-"$here/$build/tools/bench" --device "$dev" | tee "$dfq_out"
-"$py" "$here/tools/bench_torch.py" --device "$dev" | tee "$torch_out"
+"$here/$build/tools/bench" --device "$dev" ${only:+--only "$only"} ${REPEATS:+--repeats "$REPEATS"} | tee "$dfq_out"
+"$py" "$here/tools/bench_torch.py" --device "$dev" ${only:+--only "$only"} ${REPEATS:+--repeats "$REPEATS"} | tee "$torch_out"
 python3 - "$dfq_out" "$torch_out" <<'PY'
 import sys
 def read(p):

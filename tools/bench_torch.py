@@ -60,12 +60,41 @@ class Generator32(torch.nn.Module):
         return self.out_bn(torch.tanh(self.conv3(x)))
 
 
+def bench_depthwise(dev, repeats, cuda):
+    """Depthwise 3x3 convs (groups == C, pad 1, no bias) at MobileNetV2's shapes, batch 128 (dfq:
+    dw3x3_*): forward, and forward + backward data + backward filter."""
+    for name, c, h, stride in (("dw3x3_c96_32px_s2", 96, 32, 2), ("dw3x3_c144_16px", 144, 16, 1),
+                               ("dw3x3_c384_4px", 384, 4, 1), ("dw3x3_c960_2px", 960, 2, 1)):
+        p = (h - 1) // stride + 1
+        x = torch.randn(128, c, h, h, device=dev)
+        w = torch.randn(c, 1, 3, 3, device=dev) * 0.3
+        flops = 2.0 * 128 * c * p * p * 9
+
+        def fwd():
+            F.conv2d(x, w, stride=stride, padding=1, groups=c)
+        with torch.no_grad():
+            report(name + "_fwd", time_ms(fwd, repeats, cuda), flops)
+        xg = x.clone().requires_grad_()
+        wg = w.clone().requires_grad_()
+        g = torch.randn(128, c, p, p, device=dev)
+
+        def step():
+            xg.grad = None
+            wg.grad = None
+            F.conv2d(xg, wg, stride=stride, padding=1, groups=c).backward(g)
+        report(name + "_fwdbwd", time_ms(step, repeats, cuda), 3 * flops)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--only", default="", help="just the cases bench --only NAME runs (conv3x3_fwd, depthwise, ...)")
     a = ap.parse_args()
+
+    def want(*names):
+        return not a.only or a.only in names
     cuda = a.device == "cuda"
     if cuda:
         # TF32 off, as in dfq (quantization ranges are sensitive to it)
@@ -81,8 +110,9 @@ def main():
     x = torch.randn(8, 64, 56, 56, device=dev)
     w = torch.randn(64, 64, 3, 3, device=dev) * 0.05
     flops = 2.0 * 8 * 64 * 56 * 56 * 64 * 9
-    with torch.no_grad():
-        report("conv3x3_fwd", time_ms(lambda: F.conv2d(x, w, padding=1), a.repeats, cuda), flops)
+    if want("conv3x3_fwd"):
+        with torch.no_grad():
+            report("conv3x3_fwd", time_ms(lambda: F.conv2d(x, w, padding=1), a.repeats, cuda), flops)
     xg = x.clone().requires_grad_()
     wg = w.clone().requires_grad_()
     g = torch.randn(8, 64, 56, 56, device=dev)
@@ -91,7 +121,11 @@ def main():
         xg.grad = None
         wg.grad = None
         F.conv2d(xg, wg, padding=1).backward(g)
-    report("conv3x3_fwdbwd", time_ms(conv_step, a.repeats, cuda), 3 * flops)
+    if want("conv3x3_fwdbwd"):
+        report("conv3x3_fwdbwd", time_ms(conv_step, a.repeats, cuda), 3 * flops)
+
+    if want("depthwise"):
+        bench_depthwise(dev, a.repeats, cuda)
 
     lx = torch.randn(256, 512, device=dev, requires_grad=True)
     lw = (torch.randn(1000, 512, device=dev) * 0.05).requires_grad_()
@@ -101,7 +135,8 @@ def main():
     def lin_step():
         lx.grad = lw.grad = lb.grad = None
         F.linear(lx, lw, lb).backward(lg)
-    report("linear_fwdbwd", time_ms(lin_step, a.repeats, cuda), 3 * 2.0 * 256 * 512 * 1000)
+    if want("linear_fwdbwd"):
+        report("linear_fwdbwd", time_ms(lin_step, a.repeats, cuda), 3 * 2.0 * 256 * 512 * 1000)
 
     n = 32 if cuda else 8
     sx = torch.randn(n, 64, 56, 56, device=dev)
@@ -116,7 +151,10 @@ def main():
         h.mean().backward()
         for t in ws + gs + bs:
             t.grad = None
-    report(f"convstack_fwdbwd_n{n}", time_ms(stack_step, a.repeats, cuda), 4 * 3 * 2.0 * n * 64 * 56 * 56 * 64 * 9)
+    if want("convstack_fwdbwd"):
+        report(f"convstack_fwdbwd_n{n}", time_ms(stack_step, a.repeats, cuda), 4 * 3 * 2.0 * n * 64 * 56 * 56 * 64 * 9)
+    if not want("resnet18_32px_fwd", "resnet18_32px_train", "gdfq_generator", "gdfq_teacher", "resnet18_224_fwdbwd"):
+        return
 
     try:
         import torchvision
@@ -125,8 +163,9 @@ def main():
         return
     m = torchvision.models.resnet18(num_classes=10).to(dev).eval()
     rx = torch.randn(256, 3, 32, 32, device=dev)
-    with torch.no_grad():
-        report("resnet18_32px_fwd_b256", time_ms(lambda: m(rx), a.repeats, cuda), 256 * 2 * 0.03716e9)
+    if want("resnet18_32px_fwd"):
+        with torch.no_grad():
+            report("resnet18_32px_fwd_b256", time_ms(lambda: m(rx), a.repeats, cuda), 256 * 2 * 0.03716e9)
     # one SGD step at batch 128 (train_fp's inner loop; dfq: resnet18_32px_train_b128)
     m = torchvision.models.resnet18(num_classes=10).to(dev).train()
     opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
@@ -137,7 +176,8 @@ def main():
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    report("resnet18_32px_train_b128", time_ms(sgd_step, a.repeats, cuda), 128 * 3 * 2 * 0.03716e9)
+    if want("resnet18_32px_train"):
+        report("resnet18_32px_train_b128", time_ms(sgd_step, a.repeats, cuda), 128 * 3 * 2 * 0.03716e9)
 
     # GDFQ's two halves at batch 64, 32x32, 10 classes (dfq: gdfq_generator_fwdbwd_b64,
     # gdfq_teacher_fwdbwd_b64): the generator as models/generator.h describes it, train mode
@@ -147,7 +187,8 @@ def main():
     def gen_step():
         g.zero_grad(set_to_none=True)
         g(z, gy).mean().backward()
-    report("gdfq_generator_fwdbwd_b64", time_ms(gen_step, a.repeats, cuda), 64 * 3 * 2 * 0.1158e9)
+    if want("gdfq_generator"):
+        report("gdfq_generator_fwdbwd_b64", time_ms(gen_step, a.repeats, cuda), 64 * 3 * 2 * 0.1158e9)
     t = torchvision.models.resnet18(num_classes=10).to(dev).eval()
     for p in t.parameters():
         p.requires_grad_(False)
@@ -156,7 +197,8 @@ def main():
     def teacher_step():
         tx.grad = None
         F.cross_entropy(t(tx), gy).backward()
-    report("gdfq_teacher_fwdbwd_b64", time_ms(teacher_step, a.repeats, cuda), 64 * 3 * 2 * 0.03716e9)
+    if want("gdfq_teacher"):
+        report("gdfq_teacher_fwdbwd_b64", time_ms(teacher_step, a.repeats, cuda), 64 * 3 * 2 * 0.03716e9)
 
     n = 32 if cuda else 4
     m = torchvision.models.resnet18(num_classes=1000).to(dev).train()
@@ -167,7 +209,8 @@ def main():
         loss = F.cross_entropy(m(tx), ty)
         m.zero_grad(set_to_none=True)
         loss.backward()
-    report(f"resnet18_224_fwdbwd_b{n}", time_ms(rn_step, a.repeats, cuda), n * 3 * 2 * 1.8186e9)
+    if want("resnet18_224_fwdbwd"):
+        report(f"resnet18_224_fwdbwd_b{n}", time_ms(rn_step, a.repeats, cuda), n * 3 * 2 * 1.8186e9)
 
 
 if __name__ == "__main__":

@@ -124,9 +124,10 @@ namespace cpu {
 // GEMM per kernel tap and run of contiguous output pixels; no column matrix and no zero-padding
 // terms, which is what ResNet's 4x4 .. 1x1 maps at 32x32 inputs are mostly made of). Auto picks per
 // shape; tests and bench force one to check / time both.
-// Auto also runs two special cases no setting forces: few output channels (<= 8) directly, without
-// GEMM (conv_algo_for says Direct), and their data gradient as a flipped forward conv.
-enum class ConvAlgo { Auto, Im2col, Shifted, Direct };
+// Auto also runs special cases no setting forces: few output channels (<= 8) directly, without
+// GEMM (conv_algo_for says Direct), and their data gradient as a flipped forward conv; depthwise
+// convs (groups == C == K, dilation 1) directly, vectorised across channels (Depthwise).
+enum class ConvAlgo { Auto, Im2col, Shifted, Direct, Depthwise };
 void set_conv_algo(ConvAlgo algo);
 ConvAlgo conv_algo_for(const Conv2dArgs& a);  // the algorithm the current setting runs for this shape
 

@@ -219,7 +219,8 @@ bool use_shifted(const Conv2dArgs& a, const ConvPlan& pl) {
     case ConvAlgo::Im2col: return false;
     case ConvAlgo::Shifted: return true;
     case ConvAlgo::Auto:
-    case ConvAlgo::Direct: break;  // never set (set_conv_algo refuses it)
+    case ConvAlgo::Direct:
+    case ConvAlgo::Depthwise: break;  // never set (set_conv_algo refuses them)
   }
   // Measured with tools/bench --only conv_algos (resnet18 at 32x32, batch 256; GDFQ's generator,
   // batch 64), forward + both backwards: shifted GEMMs take 0.55x (1x1 map) .. 0.8x (8x8) of
@@ -259,7 +260,8 @@ void channel_sums(int64_t N, int64_t K, int64_t PQ, const float* gy, float* gb) 
 }  // namespace detail
 
 void set_conv_algo(ConvAlgo algo) {
-  if (algo == ConvAlgo::Direct) throw std::invalid_argument("dfq: the direct conv is only chosen by ConvAlgo::Auto, per shape");
+  if (algo == ConvAlgo::Direct || algo == ConvAlgo::Depthwise)
+    throw std::invalid_argument("dfq: the direct and depthwise convs are only chosen by ConvAlgo::Auto, per shape");
   g_conv_algo = algo;
 }
 
@@ -268,10 +270,15 @@ namespace {
 // ~5x, forward and filter gradient (direct_conv.cpp). Only under ConvAlgo::Auto, so that a forced
 // algorithm is tested as itself.
 bool use_direct(const Conv2dArgs& a) { return g_conv_algo == ConvAlgo::Auto && detail::direct_conv_applies(a); }
+// Depthwise convs (MobileNetV2's): im2col makes them C GEMMs one row high, one per group; direct
+// loops vectorised across channels instead (depthwise_conv.cpp). Only under ConvAlgo::Auto, as the
+// direct conv.
+bool use_depthwise(const Conv2dArgs& a) { return g_conv_algo == ConvAlgo::Auto && detail::depthwise_conv_applies(a); }
 }  // namespace
 
 ConvAlgo conv_algo_for(const Conv2dArgs& a) {
   const ConvPlan pl = plan_conv(a);
+  if (use_depthwise(a)) return ConvAlgo::Depthwise;
   if (use_direct(a)) return ConvAlgo::Direct;
   return use_shifted(a, pl) ? ConvAlgo::Shifted : ConvAlgo::Im2col;
 }
@@ -406,6 +413,8 @@ void conv2d_forward(const Conv2dArgs& a, const float* x, const float* w, const f
   const int64_t y_img = int64_t(a.K) * pl.PQ;
   if (pl.Cg == 0)
     std::fill(y, y + a.N * y_img, 0.f);
+  else if (use_depthwise(a))
+    detail::depthwise_conv_forward(a, x, w, y);
   else if (use_direct(a))
     detail::direct_conv_forward(a, x, w, y);
   else if (use_shifted(a, pl))
@@ -423,7 +432,9 @@ void conv2d_backward_data(const Conv2dArgs& a, const float* gy, const float* w, 
     std::fill(gx, gx + a.N * int64_t(a.C) * pl.HW, 0.f);
     return;
   }
-  if (use_shifted(a, pl))
+  if (use_depthwise(a))
+    detail::depthwise_conv_backward_data(a, gy, w, gx);
+  else if (use_shifted(a, pl))
     detail::shifted_conv_backward_data(a, gy, w, gx);
   else if (use_flipped_data_gradient(a))
     flipped_backward_data(a, gy, w, gx);
@@ -439,7 +450,9 @@ void conv2d_backward_filter(const Conv2dArgs& a, const float* x, const float* gy
     std::fill(gw, gw + wn, 0.f);
     return;
   }
-  if (use_direct(a))
+  if (use_depthwise(a))
+    detail::depthwise_conv_backward_filter(a, x, gy, gw);
+  else if (use_direct(a))
     detail::direct_conv_backward_filter(a, x, gy, gw);
   else if (use_shifted(a, pl))
     detail::shifted_conv_backward_filter(a, x, gy, gw);

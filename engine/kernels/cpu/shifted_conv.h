@@ -1,5 +1,5 @@
 // shifted_conv.h — internal to the CPU convolution kernels (gemm_conv.cpp, shifted_conv.cpp,
-// direct_conv.cpp).
+// direct_conv.cpp, depthwise_conv.cpp).
 #pragma once
 #include <algorithm>
 
@@ -31,5 +31,18 @@ void shifted_conv_backward_filter(const Conv2dArgs& a, const float* x, const flo
 bool direct_conv_applies(const Conv2dArgs& a);
 void direct_conv_forward(const Conv2dArgs& a, const float* x, const float* w, float* y);
 void direct_conv_backward_filter(const Conv2dArgs& a, const float* x, const float* gy, float* gw);
+
+// depthwise conv2d, directly, vectorised across channels (depthwise_conv.cpp): for groups == C ==
+// K, dilation 1, any filter size, stride and padding; the same contracts as conv2d_forward /
+// _backward_* without the bias, for a.N >= 1
+bool depthwise_conv_applies(const Conv2dArgs& a);
+void depthwise_conv_forward(const Conv2dArgs& a, const float* x, const float* w, float* y);
+void depthwise_conv_backward_data(const Conv2dArgs& a, const float* gy, const float* w, float* gx);
+void depthwise_conv_backward_filter(const Conv2dArgs& a, const float* x, const float* gy, float* gw);
+// Forces the vector width those kernels run at (tests: every width gives the same bytes): 4 floats
+// (SSE), 8 (AVX2) or 16 (AVX-512F), the wide ones where built (GCC) and where the CPU has them;
+// 0 = chosen per shape (the default). Returns the widest width this machine runs; throws
+// std::invalid_argument for one it cannot.
+int depthwise_conv_lanes(int lanes);
 
 }  // namespace dfq::cpu::detail
