@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# zeroq_sweep.sh — ZeroQ on the real Fashion-MNIST ResNet18 at several bit-widths and seeds; prints
+# zeroq_sweep.sh — ZeroQ on a real Fashion-MNIST model (MODEL=resnet18, the default, or
+# MODEL=mobilenet_v2: ../shared/golden/pth/fmnist_$MODEL.pth) at several bit-widths (BITS, which must
+# include 4/4) and seeds; prints
 # one table (mean over the seeds) and keeps every run's JSON and log under OUTDIR.
 # Per seed the batch is distilled once (the 4/4 run, timed as a user would run it) and reused by the
 # other bit-widths through --distilled (distillation does not depend on the bits).
@@ -8,29 +10,31 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-/tmp/zeroq_sweep}; shift || true
 SEEDS=${*:-0 1 2}
-BIN=build/train/zeroq_main
-W=weights/fmnist_resnet18.bin
-[ -f "$W" ] || build/tools/convert_weights ../shared/golden/pth/fmnist_resnet18.pth -o "$W"
+BIN=${BIN:-build/train/zeroq_main}
+MODEL=${MODEL:-resnet18}
+W=weights/fmnist_$MODEL.bin
+[ -f "$W" ] || build/tools/convert_weights ../shared/golden/pth/fmnist_$MODEL.pth -o "$W"
 mkdir -p "$OUT"
-BITS="8/8 4/8 4/4 3/3 2/4 4/2"
+BITS=${BITS:-"8/8 4/8 4/4 3/3 2/4 4/2"}
 for s in $SEEDS; do
   echo "== seed $s: 4/4 with distillation"
-  $BIN -a resnet18 --weights $W --bits 4/4 --seed "$s" --dataset fashion-mnist --out "$OUT/seed$s" \
+  $BIN -a "$MODEL" --weights $W --bits 4/4 --seed "$s" --dataset fashion-mnist --out "$OUT/seed$s" \
     --json "$OUT/s${s}_4-4.json" > "$OUT/s${s}_4-4.log" 2>&1
   tail -3 "$OUT/s${s}_4-4.log"
   for b in $BITS; do
     [ "$b" = 4/4 ] && continue
     tag=${b/\//-}
-    $BIN -a resnet18 --weights $W --bits "$b" --seed "$s" --dataset fashion-mnist --distilled "$OUT/seed$s/distilled.npy" \
+    $BIN -a "$MODEL" --weights $W --bits "$b" --seed "$s" --dataset fashion-mnist --distilled "$OUT/seed$s/distilled.npy" \
       --json "$OUT/s${s}_$tag.json" > "$OUT/s${s}_$tag.log" 2>&1
     echo "seed $s W${b%/*}A${b#*/}: $(cat "$OUT/s${s}_$tag.json")"
   done
 done
 PY=python3; command -v /usr/bin/python3 >/dev/null && PY=/usr/bin/python3
-$PY - "$OUT" "$BITS" $SEEDS <<'PYEOF'
+$PY - "$OUT" "$MODEL" "$BITS" $SEEDS <<'PYEOF'
 import json, sys, statistics as st
-out, bits, seeds = sys.argv[1], sys.argv[2].split(), sys.argv[3:]
-print(f"\nZeroQ, fmnist_resnet18 (FP 91.44), seeds {' '.join(seeds)}:")
+out, model, bits, seeds = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4:]
+fp = json.load(open(f"{out}/s{seeds[0]}_4-4.json"))["fp_top1"]
+print(f"\nZeroQ, fmnist_{model} (FP {fp:.2f}), seeds {' '.join(seeds)}:")
 print("| bits | q top-1 per seed | mean | min |")
 print("|---|---|---|---|")
 for b in bits:
