@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
   if (dev == Device::CUDA) cuda::set_conv_benchmark(!heuristics);
   try {
     Generator gen(0);
-    auto want = [&](const char* n) { return only.empty() || only == n; };
+    auto want = [&](const std::string& n) { return only.empty() || only == n; };
     std::printf("# dfq bench, device %s%s\n", device_name(dev), dev == Device::CUDA ? (", " + cuda::describe()).c_str() : "");
     // conv2d 3x3 64->64, 8x64x56x56, padding 1
     if (want("conv3x3_fwd") || want("conv3x3_fwdbwd")) {
@@ -199,35 +199,39 @@ int main(int argc, char** argv) {
                }
              }, repeats, dev), flops);
     }
-    // ResNet18 (torchvision, 10 classes) at Fashion-MNIST's 32x32: eval forward, batch 256
-    if (want("resnet18_32px_fwd")) {
-      auto m = models::create_model("resnet18", 10, 0, false);
-      m->to(dev);
-      m->eval();
-      NoGradGuard ng;
-      Tensor x = randn({256, 3, 32, 32}, gen, dev);
-      // FLOPs = 2 * MACs; 1.8186 GMAC per image at 224 scales with the area: 0.0372 GMAC at 32
-      report("resnet18_32px_fwd_b256", time_ms([&] { m->forward(x); }, repeats, dev), 256 * 2 * 0.03716e9);
-    }
-    // ResNet18 (10 classes) at 32x32, one SGD training step at batch 128 (train_fp's inner loop)
-    if (want("resnet18_32px_train")) {
-      auto m = models::create_model("resnet18", 10, 0, false);
-      m->to(dev);
-      m->train();
-      SgdOptions so;
-      so.lr = 0.01f;
-      so.momentum = 0.9f;
-      so.nesterov = true;
-      so.weight_decay = 5e-4f;
-      SGD opt(m->parameters(), so);
-      Tensor x = randn({128, 3, 32, 32}, gen, dev);
-      Tensor y = randint({128}, 0, 10, gen, dev);
-      report("resnet18_32px_train_b128", time_ms([&] {
-               Tensor loss = cross_entropy(m->forward(x), y);
-               opt.zero_grad();
-               loss.backward();
-               opt.step();
-             }, repeats, dev), 128 * 3 * 2 * 0.03716e9);
+    // ResNet18 and MobileNetV2 (torchvision, 10 classes) at Fashion-MNIST's 32x32: eval forward at
+    // batch 256, and one SGD training step at batch 128 (train_fp's inner loop). FLOPs = 2 * MACs;
+    // the MACs per image at 224 (1.8186 G / 0.3008 G) scale with the area: 0.0372 G / 0.00614 G at 32.
+    const std::pair<const char*, double> fmnist_models[] = {{"resnet18", 0.03716e9}, {"mobilenet_v2", 0.006139e9}};
+    for (const auto& [arch, macs] : fmnist_models) {
+      const std::string name = arch;
+      if (want(name + "_32px_fwd")) {
+        auto m = models::create_model(arch, 10, 0, false);
+        m->to(dev);
+        m->eval();
+        NoGradGuard ng;
+        Tensor x = randn({256, 3, 32, 32}, gen, dev);
+        report(name + "_32px_fwd_b256", time_ms([&] { m->forward(x); }, repeats, dev), 256 * 2 * macs);
+      }
+      if (want(name + "_32px_train")) {
+        auto m = models::create_model(arch, 10, 0, false);
+        m->to(dev);
+        m->train();
+        SgdOptions so;
+        so.lr = 0.01f;
+        so.momentum = 0.9f;
+        so.nesterov = true;
+        so.weight_decay = 5e-4f;
+        SGD opt(m->parameters(), so);
+        Tensor x = randn({128, 3, 32, 32}, gen, dev);
+        Tensor y = randint({128}, 0, 10, gen, dev);
+        report(name + "_32px_train_b128", time_ms([&] {
+                 Tensor loss = cross_entropy(m->forward(x), y);
+                 opt.zero_grad();
+                 loss.backward();
+                 opt.step();
+               }, repeats, dev), 128 * 3 * 2 * macs);
+      }
     }
     // GDFQ's two halves at the short CPU schedule's batch 64 on 32x32 Fashion-MNIST: the 10-class
     // generator's forward + backward (train mode), and resnet18's forward + backward to its input

@@ -153,7 +153,8 @@ def main():
             t.grad = None
     if want("convstack_fwdbwd"):
         report(f"convstack_fwdbwd_n{n}", time_ms(stack_step, a.repeats, cuda), 4 * 3 * 2.0 * n * 64 * 56 * 56 * 64 * 9)
-    if not want("resnet18_32px_fwd", "resnet18_32px_train", "gdfq_generator", "gdfq_teacher", "resnet18_224_fwdbwd"):
+    if not want("resnet18_32px_fwd", "resnet18_32px_train", "mobilenet_v2_32px_fwd", "mobilenet_v2_32px_train",
+                "gdfq_generator", "gdfq_teacher", "resnet18_224_fwdbwd"):
         return
 
     try:
@@ -161,23 +162,24 @@ def main():
     except ImportError:
         print("# torchvision missing: ResNet18 cases skipped")
         return
-    m = torchvision.models.resnet18(num_classes=10).to(dev).eval()
-    rx = torch.randn(256, 3, 32, 32, device=dev)
-    if want("resnet18_32px_fwd"):
-        with torch.no_grad():
-            report("resnet18_32px_fwd_b256", time_ms(lambda: m(rx), a.repeats, cuda), 256 * 2 * 0.03716e9)
-    # one SGD step at batch 128 (train_fp's inner loop; dfq: resnet18_32px_train_b128)
-    m = torchvision.models.resnet18(num_classes=10).to(dev).train()
-    opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    sx, sy = torch.randn(128, 3, 32, 32, device=dev), torch.randint(0, 10, (128,), device=dev)
+    # eval forward at batch 256 and one SGD step at batch 128 (train_fp's inner loop), as bench.cpp
+    for arch, macs in (("resnet18", 0.03716e9), ("mobilenet_v2", 0.006139e9)):
+        m = getattr(torchvision.models, arch)(num_classes=10).to(dev).eval()
+        rx = torch.randn(256, 3, 32, 32, device=dev)
+        if want(arch + "_32px_fwd"):
+            with torch.no_grad():
+                report(arch + "_32px_fwd_b256", time_ms(lambda: m(rx), a.repeats, cuda), 256 * 2 * macs)
+        m = getattr(torchvision.models, arch)(num_classes=10).to(dev).train()
+        opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+        sx, sy = torch.randn(128, 3, 32, 32, device=dev), torch.randint(0, 10, (128,), device=dev)
 
-    def sgd_step():
-        loss = F.cross_entropy(m(sx), sy)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    if want("resnet18_32px_train"):
-        report("resnet18_32px_train_b128", time_ms(sgd_step, a.repeats, cuda), 128 * 3 * 2 * 0.03716e9)
+        def sgd_step():
+            loss = F.cross_entropy(m(sx), sy)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        if want(arch + "_32px_train"):
+            report(arch + "_32px_train_b128", time_ms(sgd_step, a.repeats, cuda), 128 * 3 * 2 * macs)
 
     # GDFQ's two halves at batch 64, 32x32, 10 classes (dfq: gdfq_generator_fwdbwd_b64,
     # gdfq_teacher_fwdbwd_b64): the generator as models/generator.h describes it, train mode
