@@ -30,13 +30,7 @@ const std::string kDir = std::string(DFQ_GOLDEN_DIR) + "/fmnist_resnet18/";
 using dfq::test::load_fmnist_resnet18;
 
 void check_grad(const std::string& label, const Tensor& got, const std::string& file) {
-  Tensor ref = load_npy(kDir + file);
-  REQUIRE_MESSAGE(got.defined(), label << ": no gradient");
-  REQUIRE(got.shape() == ref.shape());
-  std::vector<float> r = ref.to_vector();
-  float maxr = 0;
-  for (float v : r) maxr = std::max(maxr, std::fabs(v));
-  check_close(label, got.to_vector(), r, 1e-4 * maxr, 1e-3);
+  test::check_grad_npy(label, got, kDir + file);
 }
 
 }  // namespace

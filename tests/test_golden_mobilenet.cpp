@@ -22,15 +22,8 @@ namespace {
 const std::string kDir = std::string(DFQ_GOLDEN_DIR) + "/fmnist_mobilenet_v2/";
 const std::string kInput = std::string(DFQ_GOLDEN_DIR) + "/fmnist_resnet18/";
 
-// rel_max: the absolute tolerance as a fraction of max|r| (the README's 1e-4 unless said).
 void check_grad(const std::string& label, const Tensor& got, const std::string& file, double rel_max = 1e-4) {
-  Tensor ref = load_npy(kDir + file);
-  REQUIRE_MESSAGE(got.defined(), label << ": no gradient");
-  REQUIRE(got.shape() == ref.shape());
-  std::vector<float> r = ref.to_vector();
-  float maxr = 0;
-  for (float v : r) maxr = std::max(maxr, std::fabs(v));
-  check_close(label, got.to_vector(), r, rel_max * maxr, 1e-3);
+  test::check_grad_npy(label, got, kDir + file, rel_max);
 }
 }  // namespace
 

@@ -18,6 +18,7 @@
 #include "models/resnet.h"
 #include "models/vgg.h"
 #include "tests/check.h"
+#include "tests/test_util.h"
 
 using namespace dfq;
 using dfq::test::check_close;
@@ -72,38 +73,15 @@ Tensor formula_input(const Shape& shape, int64_t t = 9999) {
   return x;
 }
 
-// "t\tname\tshape" lines; shape "64x3x7x7" or "scalar" (the zoo's files: Python's "(64, 3, 7, 7)" /
-// "(64,)" / "()", read as the same).
+// The model's state_dict names, order and shapes equal the golden order file's.
 void check_state_dict_order(const models::Model& m, const std::string& file) {
-  std::ifstream in(file);
-  REQUIRE_MESSAGE(in.good(), "cannot open " << file);
-  auto sd = m.state_dict();
-  std::string line;
-  size_t t = 0;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    std::istringstream ls(line);
-    size_t idx;
-    std::string name, shape;
-    ls >> idx >> name;
-    std::getline(ls, shape);
-    std::string norm;
-    for (char c : shape)
-      if (c == ',') norm += 'x';
-      else if (c != ' ' && c != '\t' && c != '(' && c != ')') norm += c;
-    if (!norm.empty() && norm.back() == 'x') norm.pop_back();  // "(64,)"
-    shape = norm.empty() ? "scalar" : norm;
-    REQUIRE(idx == t);
-    REQUIRE_MESSAGE(t < sd.size(), "model has only " << sd.size() << " entries, golden lists " << name);
-    CHECK_MESSAGE(sd[t].first == name, "entry " << t << ": got " << sd[t].first << ", want " << name);
-    Shape s = sd[t].second.shape();
-    std::string got;
-    for (int64_t d : s) got += (got.empty() ? "" : "x") + std::to_string(d);
-    if (s.empty()) got = "scalar";
-    CHECK_MESSAGE(got == shape, name << ": shape " << got << ", want " << shape);
-    ++t;
+  const auto want = test::read_state_dict_order(file);
+  const auto sd = m.state_dict();
+  REQUIRE_MESSAGE(sd.size() == want.size(), "model has " << sd.size() << " entries, golden lists " << want.size());
+  for (size_t t = 0; t < sd.size(); ++t) {
+    CHECK_MESSAGE(sd[t].first == want[t].first, "entry " << t << ": got " << sd[t].first << ", want " << want[t].first);
+    CHECK_MESSAGE(sd[t].second.shape() == want[t].second, want[t].first << ": shape " << shape_str(sd[t].second.shape()));
   }
-  CHECK(t == sd.size());
 }
 
 void check_imagenet_golden(const std::string& arch, int64_t num_params) {

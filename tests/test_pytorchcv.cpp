@@ -36,29 +36,7 @@ namespace fs = std::filesystem;
 namespace {
 const std::string kGolden = std::string(DFQ_GOLDEN_DIR) + "/";
 
-// "t name (d0, d1, ...)" lines of a golden state_dict_order.txt, in order.
-NamedShapes read_order(const std::string& file) {
-  std::ifstream in(file);
-  REQUIRE_MESSAGE(in.good(), "cannot open " << file);
-  NamedShapes out;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    std::istringstream ls(line);
-    size_t t;
-    std::string name, rest;
-    ls >> t >> name;
-    std::getline(ls, rest);
-    REQUIRE(t == out.size());
-    Shape s;
-    for (char& c : rest)
-      if (c == '(' || c == ')' || c == ',') c = ' ';
-    std::istringstream dims(rest);
-    for (int64_t d; dims >> d;) s.push_back(d);
-    out.push_back({name, s});
-  }
-  return out;
-}
+NamedShapes read_order(const std::string& file) { return test::read_state_dict_order(file); }
 
 NamedShapes names_shapes(const PthCheckpoint& ck) {
   NamedShapes v;

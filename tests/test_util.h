@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -11,13 +12,18 @@
 #include <fstream>
 #include <memory>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include <doctest/doctest.h>
+
+#include "engine/io/npy.h"
 #include "engine/io/pth.h"
 #include "engine/io/weights.h"
 #include "models/registry.h"
+#include "tests/check.h"
 
 namespace dfq::test {
 
@@ -56,6 +62,43 @@ inline double json_number(const std::string& text, const std::string& key) {
   const size_t at = text.find(k);
   if (at == std::string::npos) return std::nan("");
   return std::strtod(text.c_str() + at + k.size(), nullptr);
+}
+
+// A gradient against a golden .npy at the README's tolerance: rel_max * max|r| + 1e-3 |r|.
+inline void check_grad_npy(const std::string& label, const Tensor& got, const std::string& file, double rel_max = 1e-4) {
+  Tensor ref = load_npy(file);
+  REQUIRE_MESSAGE(got.defined(), label << ": no gradient");
+  REQUIRE(got.shape() == ref.shape());
+  std::vector<float> r = ref.to_vector();
+  float maxr = 0;
+  for (float v : r) maxr = std::max(maxr, std::fabs(v));
+  check_close(label, got.to_vector(), r, rel_max * maxr, 1e-3);
+}
+
+// A golden state_dict_order.txt: "t name shape" lines in order, the shape as "64x3x7x7" / "scalar"
+// (the first goldens) or Python's "(64, 3, 7, 7)" / "(64,)" / "()" (the zoo's): every non-digit
+// separates. Throws on a missing file or an index out of order.
+inline std::vector<std::pair<std::string, Shape>> read_state_dict_order(const std::string& file) {
+  std::ifstream in(file);
+  if (!in.good()) throw std::runtime_error("cannot open " + file);
+  std::vector<std::pair<std::string, Shape>> out;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    std::istringstream ls(line);
+    size_t t;
+    std::string name, rest;
+    ls >> t >> name;
+    std::getline(ls, rest);
+    if (t != out.size()) throw std::runtime_error(file + ": entry " + std::to_string(t) + " out of order");
+    for (char& c : rest)
+      if (c < '0' || c > '9') c = ' ';
+    std::istringstream dims(rest);
+    Shape s;
+    for (int64_t d; dims >> d;) s.push_back(d);
+    out.push_back({name, s});
+  }
+  return out;
 }
 
 // ../shared/golden/pth/<pth_name> (a 10-class `arch` state dict) -> flat weight file at `path`.
