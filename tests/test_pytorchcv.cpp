@@ -88,7 +88,8 @@ std::string formula_pth(const NamedShapes& sd) {
   std::vector<std::pair<std::string, std::string>> records;
   std::map<std::string, int64_t> fan_in;
   for (int64_t t = 0; t < static_cast<int64_t>(sd.size()); ++t) {
-    const auto& [name, shape] = sd[t];
+    const std::string& name = sd[t].first;  // no structured binding: clang 14 cannot capture one in REQUIRE_MESSAGE
+    const Shape& shape = sd[t].second;
     const std::string prefix = name.substr(0, name.rfind('.')), leaf = name.substr(name.rfind('.') + 1);
     const int64_t n = numel_of(shape);
     const std::string key = std::to_string(t);
