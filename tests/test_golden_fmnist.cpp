@@ -49,13 +49,9 @@ TEST_CASE("golden fmnist: eval-mode logits of the converted model equal PyTorch'
 TEST_CASE("golden fmnist: train-mode logits, loss, gradients, running stats and one SGD step") {
   auto model = load_fmnist_resnet18();
   model->train();
-  Tensor x = load_npy(kDir + "input64.npy").narrow(0, 16).clone().set_requires_grad(true);
-  Tensor y = load_npy(kDir + "labels64_int64.npy").narrow(0, 16).clone();
-  Tensor logits = model->forward(x);
-  Tensor loss = cross_entropy(logits, y);
-  check_close("train16_logits", logits.to_vector(), load_npy(kDir + "train16_logits.npy").to_vector(), 1e-4, 1e-4);
-  check_close("train16_loss", loss.to_vector(), load_npy(kDir + "train16_loss.npy").to_vector(), 1e-4, 1e-4);
-  loss.backward();
+  const test::Train16 t = test::golden_train16(*model, kDir, kDir);
+  const Tensor &x = t.x, &y = t.y;
+  t.loss.backward();
   {
     // The input gradient crosses the stem's max-pool. Fashion-MNIST's black background and the
     // zero padding give exactly constant regions, so many pooling windows hold ties, broken by the

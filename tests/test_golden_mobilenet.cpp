@@ -48,13 +48,9 @@ TEST_CASE("golden mobilenet: train-mode logits, loss, input and parameter gradie
   REQUIRE(mnet);
   mnet->dropout_p = 0.f;  // the golden's train mode has classifier dropout p = 0
   model->train();
-  Tensor x = load_npy(kInput + "input64.npy").narrow(0, 16).clone().set_requires_grad(true);
-  Tensor y = load_npy(kInput + "labels64_int64.npy").narrow(0, 16).clone();
-  Tensor logits = model->forward(x);
-  Tensor loss = cross_entropy(logits, y);
-  check_close("train16_logits", logits.to_vector(), load_npy(kDir + "train16_logits.npy").to_vector(), 1e-4, 1e-4);
-  check_close("train16_loss", loss.to_vector(), load_npy(kDir + "train16_loss.npy").to_vector(), 1e-4, 1e-4);
-  loss.backward();
+  const test::Train16 t = test::golden_train16(*model, kInput, kDir);
+  const Tensor& x = t.x;
+  t.loss.backward();
   // The gradients of the first layers have crossed 50 train-mode BNs, the last ones normalising 16
   // values per channel (1x1 maps at batch 16): ill-conditioned, so float32 rounding moves them by
   // far more than the README's 1e-4 max|r|. Measured with the same PyTorch (1.13) in float64 on the

@@ -75,6 +75,21 @@ inline void check_grad_npy(const std::string& label, const Tensor& got, const st
   check_close(label, got.to_vector(), r, rel_max * maxr, 1e-3);
 }
 
+// The goldens' train-mode step: `model` (already in train mode) on the first 16 images of
+// input_dir's input64.npy / labels64_int64.npy (x requires grad), its logits and mean CE loss
+// checked against golden_dir's train16_logits.npy / train16_loss.npy (1e-4 + 1e-4|r|); the loss
+// is returned un-backpropagated, with x and the labels y.
+struct Train16 { Tensor x, y, loss; };
+inline Train16 golden_train16(models::Model& model, const std::string& input_dir, const std::string& golden_dir) {
+  Tensor x = load_npy(input_dir + "input64.npy").narrow(0, 16).clone().set_requires_grad(true);
+  Tensor y = load_npy(input_dir + "labels64_int64.npy").narrow(0, 16).clone();
+  Tensor logits = model.forward(x);
+  Tensor loss = cross_entropy(logits, y);
+  check_close("train16_logits", logits.to_vector(), load_npy(golden_dir + "train16_logits.npy").to_vector(), 1e-4, 1e-4);
+  check_close("train16_loss", loss.to_vector(), load_npy(golden_dir + "train16_loss.npy").to_vector(), 1e-4, 1e-4);
+  return {x, y, loss};
+}
+
 // A golden state_dict_order.txt: "t name shape" lines in order, the shape as "64x3x7x7" / "scalar"
 // (the first goldens) or Python's "(64, 3, 7, 7)" / "(64,)" / "()" (the zoo's): every non-digit
 // separates. Throws on a missing file or an index out of order.

@@ -326,28 +326,27 @@ inline void store_block(const float* buf, const Conv2dArgs& a, int n, int c0, in
   deinterleave(buf, nv, pixels, t + (int64_t(n) * a.C + c0) * pixels);
 }
 
-void forward(const Conv2dArgs& a, const DwPlan& pl, const float* x, const float* w, float* y) {
+// out (N, C, out_px) from in (N, C, in_px) through the tap calls: the forward (x -> y over pl.fwd)
+// and the data gradient (gy -> gx over pl.data) are the same gather with the maps swapped.
+void gather(const Conv2dArgs& a, const DwPlan& pl, const std::vector<Call>& calls, const float* in, int64_t in_px,
+            int64_t out_px, const float* w, float* out) {
   const std::vector<float> wt = block_weights(a, w);
-  const int64_t HW = int64_t(a.H) * a.W, PQ = int64_t(a.P) * a.Q, taps = a.R * a.S;
-  struct Bufs { std::vector<float> X, Y; };
-  for_each_task(a, pl, [&] { return Bufs{zeros(pl.B * HW), zeros(pl.B * PQ)}; },
+  const int64_t taps = a.R * a.S;
+  struct Bufs { std::vector<float> I, O; };
+  for_each_task(a, pl, [&] { return Bufs{zeros(pl.B * in_px), zeros(pl.B * out_px)}; },
                 [&](Bufs& b, int n0, int nb, int c0, int nv) {
-                  for (int i = 0; i < nb; ++i) load_block(x, a, n0 + i, c0, nv, HW, b.X.data() + i * HW * kLanes);
-                  for (const Call& c : pl.fwd) run_taps(c, wt.data() + c0 * taps, b.X.data(), b.Y.data(), nb, HW, PQ);
-                  for (int i = 0; i < nb; ++i) store_block(b.Y.data() + i * PQ * kLanes, a, n0 + i, c0, nv, PQ, y);
+                  for (int i = 0; i < nb; ++i) load_block(in, a, n0 + i, c0, nv, in_px, b.I.data() + i * in_px * kLanes);
+                  for (const Call& c : calls) run_taps(c, wt.data() + c0 * taps, b.I.data(), b.O.data(), nb, in_px, out_px);
+                  for (int i = 0; i < nb; ++i) store_block(b.O.data() + i * out_px * kLanes, a, n0 + i, c0, nv, out_px, out);
                 });
 }
 
+void forward(const Conv2dArgs& a, const DwPlan& pl, const float* x, const float* w, float* y) {
+  gather(a, pl, pl.fwd, x, int64_t(a.H) * a.W, int64_t(a.P) * a.Q, w, y);
+}
+
 void backward_data(const Conv2dArgs& a, const DwPlan& pl, const float* gy, const float* w, float* gx) {
-  const std::vector<float> wt = block_weights(a, w);
-  const int64_t HW = int64_t(a.H) * a.W, PQ = int64_t(a.P) * a.Q, taps = a.R * a.S;
-  struct Bufs { std::vector<float> G, GX; };
-  for_each_task(a, pl, [&] { return Bufs{zeros(pl.B * PQ), zeros(pl.B * HW)}; },
-                [&](Bufs& b, int n0, int nb, int c0, int nv) {
-                  for (int i = 0; i < nb; ++i) load_block(gy, a, n0 + i, c0, nv, PQ, b.G.data() + i * PQ * kLanes);
-                  for (const Call& c : pl.data) run_taps(c, wt.data() + c0 * taps, b.G.data(), b.GX.data(), nb, PQ, HW);
-                  for (int i = 0; i < nb; ++i) store_block(b.GX.data() + i * HW * kLanes, a, n0 + i, c0, nv, HW, gx);
-                });
+  gather(a, pl, pl.data, gy, int64_t(a.P) * a.Q, int64_t(a.H) * a.W, w, gx);
 }
 
 // part[(chunk * C + c) * taps + t] = the chunk's sum for channel c, tap t
