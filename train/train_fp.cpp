@@ -2,6 +2,7 @@
 // Fashion-MNIST: SGD with Nesterov momentum, a one-cycle or cosine learning-rate schedule, random
 // flips and shifts; evaluates on the test set and writes an atomic checkpoint in dfq's flat weight
 // format after every epoch (the weights the quantization tools start from).
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -36,6 +37,7 @@ static const char* kUsage =
     "  --shift N         random shift by up to N pixels (default 2); --no_flip disables the flips\n"
     "  --out FILE        default weights/<arch>_fmnist.bin\n"
     "  --eval_every N    evaluate on the test set every N epochs (default 1; the last epoch always)\n"
+    "  --train_images N  use only N images of each epoch's shuffle (default: all 60,000; a quick look)\n"
     "  --json PATH       write {\"top1\", \"top5\", \"seconds\", \"epochs\"} at the end\n"
     "Exit status: 0 done, 1 error, 2 bad flag, 3 training diverged (non-finite loss; the weights of the\n"
     "last finished epoch stay in --out).\n";
@@ -53,12 +55,15 @@ int main(int argc, char** argv) {
   const long long seed_flag = flags.integer64("--seed", 0);
   const uint64_t seed = static_cast<uint64_t>(seed_flag);
   int eval_every = static_cast<int>(flags.integer("--eval_every", 1));
+  const long long train_images = flags.integer("--train_images", 0);
   std::string device = flags.choice("--device", "cpu", {"cpu", "cuda"});
   std::string out = flags.str("--out", "weights/" + arch + "_fmnist.bin"), json = flags.str("--json", "");
   flags.done();
   if (dataset != "fashion-mnist") flags.fail("--dataset fashion-mnist is required (the only training set dfq ships with)");
   if (epochs < 1 || batch < 2 || lr <= 0 || wd < 0 || shift < 0 || eval_every < 1) flags.fail("bad --epochs / --batch_size / --lr / --wd / --shift");
   if (seed_flag < 0) flags.fail("--seed must be >= 0");
+  if (train_images < 0 || (train_images > 0 && train_images < batch))
+    flags.fail("--train_images must be at least --batch_size (" + std::to_string(batch) + ")");
   if (std::string p = output_file_problem(out); !p.empty()) flags.fail("--out " + out + ": " + p);
   if (!json.empty())
     if (std::string p = output_file_problem(json); !p.empty()) flags.fail("--json " + json + ": " + p);
@@ -83,7 +88,11 @@ int main(int argc, char** argv) {
     so.nesterov = true;
     so.weight_decay = static_cast<float>(wd);
     SGD opt(model->parameters(), so);
-    const int64_t steps_per_epoch = loader.num_batches(), total = steps_per_epoch * epochs;
+    // --train_images: the epoch stops after that many images of its shuffle (the loader abandons the
+    // rest cleanly at the next start_epoch), so each epoch sees a different subset.
+    const int64_t steps_per_epoch =
+        train_images ? std::min<int64_t>(loader.num_batches(), train_images / batch) : loader.num_batches();
+    const int64_t total = steps_per_epoch * epochs;
     auto lr_at = [&](int64_t step) {
       double t = static_cast<double>(step) / total;
       if (schedule == "cosine") return lr * 0.5 * (1 + std::cos(M_PI * t));
@@ -104,7 +113,7 @@ int main(int argc, char** argv) {
       Progress bar("epoch " + std::to_string(e + 1) + "/" + std::to_string(epochs), steps_per_epoch);
       double loss_sum = 0;
       int64_t seen = 0;
-      for (Batch b; loader.next(b);) {
+      for (Batch b; seen < steps_per_epoch && loader.next(b);) {
         opt.set_lr(static_cast<float>(lr_at(e * steps_per_epoch + b.index)));
         Tensor loss = cross_entropy(model->forward(b.images.to(dev)), b.labels.to(dev));
         require_finite_loss(loss.item(), "train_fp, epoch " + std::to_string(e + 1) + " of " + std::to_string(epochs) +
