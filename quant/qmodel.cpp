@@ -14,7 +14,11 @@ namespace dfq::quant {
 namespace {
 const char* kConfigName = "quant.config";
 const char* kRangesName = "quant.act_ranges";
-constexpr int64_t kFormatVersion = 1;
+// Per-layer weight bits (mixed precision): an optional tensor, absent in uniform models. A file that
+// has it says version 2, so that a dfq from before mixed precision refuses it instead of reading it
+// as a uniform model at quant.config's wbits; version-1 files (uniform) load as before.
+const char* kLayerBitsName = "quant.layer_wbits";
+constexpr int64_t kFormatVersion = 1, kFormatVersionLayerBits = 2;
 
 int parse_int_bits(const std::string& s, const std::string& what) {
   size_t pos = 0;
@@ -31,7 +35,20 @@ int parse_int_bits(const std::string& s, const std::string& what) {
 
 std::string QuantConfig::str() const {
   auto b = [](int v) { return v >= 32 ? std::string("float") : std::to_string(v) + " bit"; };
-  char buf[256];
+  char buf[384];
+  if (!layer_wbits.empty()) {
+    std::map<int, int> n;  // bits -> layers
+    for (int v : layer_wbits) ++n[v];
+    std::string w, counts;
+    for (const auto& [bits, count] : n) {
+      w += (w.empty() ? "" : ",") + std::to_string(bits);
+      counts += (counts.empty() ? "" : ", ") + std::to_string(count) + " at W" + std::to_string(bits);
+    }
+    std::snprintf(buf, sizeof buf, "W{%s}A%d (mixed weight bits per layer: %s; bias %s, BN %s, %s ranges, STE %s)",
+                  w.c_str(), abits, counts.c_str(), b(bias_bits).c_str(), fold_bn ? "folded" : "unfolded",
+                  observer_name(observer), ste_name(ste));
+    return buf;
+  }
   std::snprintf(buf, sizeof buf, "W%dA%d (bias %s, first/last layer W%d, BN %s, %s ranges, STE %s)", wbits, abits,
                 b(bias_bits).c_str(), first_last_bits ? first_last_bits : wbits, fold_bn ? "folded" : "unfolded",
                 observer_name(observer), ste_name(ste));
@@ -120,13 +137,20 @@ QuantizedModel::QuantizedModel(std::shared_ptr<models::Model> model, const Quant
   check_bits(cfg.abits, "activation bits");
   check_bits(cfg.bias_bits, "bias bits");
   if (cfg.first_last_bits) check_bits(cfg.first_last_bits, "first/last layer bits");
+  for (int v : cfg.layer_wbits) check_bits(v, "per-layer weight bits");
+  const size_t layers = model_->conv_layers().size() + model_->linear_layers().size();
+  if (!cfg.layer_wbits.empty() && cfg.layer_wbits.size() != layers)
+    throw std::invalid_argument("per-layer weight bits: " + std::to_string(cfg.layer_wbits.size()) + " given, " +
+                                model_->arch + " has " + std::to_string(layers) + " convs and linears");
   if (cfg.fold_bn && !weights_already_folded) fold_batch_norms(*model_);
   model_->eval();
   const Device dev = model_->parameters().empty() ? Device::CPU : model_->parameters()[0].device();
   // Weight (and, with bias_bits < 32, bias) fake-quantizers on every conv and linear; the first conv
-  // and the last linear at first_last_bits when set.
-  auto install = [&](auto* layer, bool first_or_last) {
-    const int bits = (first_or_last && cfg.first_last_bits) ? cfg.first_last_bits : cfg.wbits;
+  // and the last linear at first_last_bits when set; layer_wbits, when set, gives each its own.
+  auto install = [&](auto* layer, size_t index, bool first_or_last) {
+    const int bits = !cfg.layer_wbits.empty()                  ? cfg.layer_wbits[index]
+                     : (first_or_last && cfg.first_last_bits) ? cfg.first_last_bits
+                                                               : cfg.wbits;
     const int bb = cfg.bias_bits;
     const Ste ste = cfg.ste;
     layer->weight_hook = [bits, ste, wc = wcache_](const Tensor& w) {
@@ -139,8 +163,8 @@ QuantizedModel::QuantizedModel(std::shared_ptr<models::Model> model, const Quant
   };
   const auto& convs = model_->conv_layers();
   const auto& lins = model_->linear_layers();
-  for (size_t i = 0; i < convs.size(); ++i) install(convs[i].second, i == 0);
-  for (size_t i = 0; i < lins.size(); ++i) install(lins[i].second, i + 1 == lins.size());
+  for (size_t i = 0; i < convs.size(); ++i) install(convs[i].second, i, i == 0);
+  for (size_t i = 0; i < lins.size(); ++i) install(lins[i].second, convs.size() + i, i + 1 == lins.size());
   acts_.reserve(model_->act_sites().size());
   for (size_t i = 0; i < model_->act_sites().size(); ++i)
     acts_.emplace_back(cfg.abits, cfg.observer, cfg.ste, dev, cfg.ema_beta);
@@ -184,6 +208,23 @@ std::string QuantizedModel::coverage_report() const {
   const Coverage c = coverage();
   std::string bits = "W" + std::to_string(cfg_.wbits);
   if (cfg_.first_last_bits) bits += " (first conv / last linear W" + std::to_string(cfg_.first_last_bits) + ")";
+  if (!cfg_.layer_wbits.empty()) {  // mixed precision: the layers per bit-width and the mean bits per weight
+    std::vector<int64_t> numel;
+    for (const auto& [n, l] : model_->conv_layers()) numel.push_back(l->weight.numel());
+    for (const auto& [n, l] : model_->linear_layers()) numel.push_back(l->weight.numel());
+    std::map<int, int> per;
+    double wsum = 0, n = 0;
+    for (size_t i = 0; i < cfg_.layer_wbits.size(); ++i) {
+      ++per[cfg_.layer_wbits[i]];
+      wsum += double(numel[i]) * cfg_.layer_wbits[i];
+      n += double(numel[i]);
+    }
+    bits = "mixed W bits (";
+    for (const auto& [b, count] : per) bits += std::to_string(count) + " at W" + std::to_string(b) + ", ";
+    char avg[64];
+    std::snprintf(avg, sizeof avg, "%.3f bits per weight)", n > 0 ? wsum / n : 0.0);
+    bits += avg;
+  }
   std::string s = "quantized: " + std::to_string(c.convs) + " of " + std::to_string(c.convs_total) + " convs and " +
                   std::to_string(c.linears) + " of " + std::to_string(c.linears_total) + " linears at " + bits +
                   " per channel, " + std::to_string(c.sites) + " activation sites at A" + std::to_string(cfg_.abits) +
@@ -211,6 +252,11 @@ void QuantizedModel::save(const std::string& path) const {
   std::vector<int64_t> conf = {kFormatVersion, cfg_.wbits, cfg_.abits, cfg_.bias_bits, cfg_.first_last_bits,
                                cfg_.fold_bn ? 1 : 0, cfg_.observer == Observer::Ema ? 1 : 0,
                                cfg_.ste == Ste::Clip ? 1 : 0};
+  if (!cfg_.layer_wbits.empty()) {
+    conf[0] = kFormatVersionLayerBits;
+    std::vector<int64_t> lb(cfg_.layer_wbits.begin(), cfg_.layer_wbits.end());
+    tensors.push_back({kLayerBitsName, Tensor::from_vector_i64(lb, {int64_t(lb.size())})});
+  }
   tensors.push_back({kConfigName, Tensor::from_vector_i64(conf, {int64_t(conf.size())})});
   std::vector<float> ranges;
   for (const auto& a : acts_) {
@@ -234,7 +280,8 @@ std::unique_ptr<QuantizedModel> load_quantized(const std::string& path, const st
   if (!ce || !re || ce->dtype != DType::I64 || ce->shape != Shape{8})
     throw std::runtime_error(path + ": not a quantized model written by dfq (no valid " + std::string(kConfigName) + ")");
   std::vector<int64_t> c = f.get(kConfigName).to_vector_i64();
-  if (c[0] != kFormatVersion)
+  const WeightFile::Entry* le = f.find(kLayerBitsName);
+  if (c[0] != kFormatVersion && c[0] != kFormatVersionLayerBits)
     throw std::runtime_error(path + ": quantized-model version " + std::to_string(c[0]) + " is not supported");
   QuantConfig cfg;
   cfg.wbits = int(c[1]);
@@ -245,6 +292,19 @@ std::unique_ptr<QuantizedModel> load_quantized(const std::string& path, const st
   cfg.observer = c[6] ? Observer::Ema : Observer::MinMax;
   cfg.ste = c[7] ? Ste::Clip : Ste::Identity;
   auto model = models::create_model(f.arch(), f.num_classes(), 0, /*torchvision_init=*/false);
+  if ((c[0] == kFormatVersionLayerBits) != (le != nullptr))
+    throw std::runtime_error(path + ": quantized-model version " + std::to_string(c[0]) +
+                             (le ? " with " : " without ") + kLayerBitsName);
+  if (le) {
+    const int64_t layers = int64_t(model->conv_layers().size() + model->linear_layers().size());
+    if (le->dtype != DType::I64 || le->shape != Shape{layers})
+      throw std::runtime_error(path + ": " + kLayerBitsName + " does not fit " + f.arch() + "'s " + std::to_string(layers) +
+                               " convs and linears");
+    for (int64_t v : f.get(kLayerBitsName).to_vector_i64()) {
+      if (v < 1 || v > 64) throw std::runtime_error(path + ": " + kLayerBitsName + " holds " + std::to_string(v) + " bits");
+      cfg.layer_wbits.push_back(int(v));
+    }
+  }
   std::string missing;
   for (const auto& [name, t] : model->state_dict())
     if (!f.find(name) && name.find("num_batches_tracked") == std::string::npos) missing += " " + name;

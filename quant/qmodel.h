@@ -32,6 +32,11 @@ struct QuantConfig {
   Observer observer = Observer::MinMax;
   Ste ste = Ste::Identity;
   float ema_beta = 0.9f;
+  // Mixed precision (quant/mixed_precision.h): one weight bit-width per quantized layer, the convs
+  // in Model::conv_layers() order, then the linears in linear_layers() order. Empty: every layer at
+  // wbits (first_last_bits applying). When set it decides every layer's weight bits (wbits and
+  // first_last_bits are then not used for weights); its size must match the model's layers.
+  std::vector<int> layer_wbits;
   std::string str() const;  // "W4A4 (bias float, first/last W4, BN unfolded, minmax, STE identity)"
 };
 

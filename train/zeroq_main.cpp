@@ -10,6 +10,7 @@
 #include "engine/io/npy.h"
 #include "engine/io/progress.h"
 #include "quant/method_cli.h"
+#include "quant/mixed_precision_cli.h"
 #include "quant/zeroq.h"
 
 using namespace dfq;
@@ -18,6 +19,7 @@ static const char* kUsage =
     "usage: zeroq_main -a ARCH [--weights FILE] --bits W/A [-qw N] [-qa N] [-qb N] [--batch_size N]\n"
     "                  [--iters N] [--seed N] [--distilled FILE] [(--dataset fashion-mnist | --data DIR [--labels FILE])]\n"
     "                  [--save FILE] [--out DIR] [--json PATH] [--device cpu|cuda] [options]\n"
+    "                  [(--mp_size MB | --mp_avg_bits B) [--mp_bits 2,4,8] [--mp_check B1,B2,...]]\n"
     "ZeroQ data-free quantization: distils one batch of images from the model's BatchNorm statistics,\n"
     "calibrates the per-call-site activation ranges of the fake-quantized model on it and evaluates\n"
     "the float and the quantized model. Without --dataset/--data nothing is evaluated.\n"
@@ -45,6 +47,16 @@ static const char* kUsage =
     "  --json PATH         write {method, arch, bits, seed, fp_top1, fp_top5, q_top1, q_top5, q_nonfinite,\n"
     "                      seconds, blas}\n"
     "  --device D          cpu (default) or cuda\n"
+    "mixed precision (ZeroQ's Pareto frontier; activations at the A bits of --bits / -qa, the W bits unused):\n"
+    "  --mp_size MB        weight-size budget: sum of conv / linear weights x bits, MB = 2^20 bytes\n"
+    "  --mp_avg_bits B     ... or as average bits per weight (within the candidates' range)\n"
+    "  --mp_bits LIST      candidate weight bit-widths (default 2,4,8)\n"
+    "  --mp_check LIST     budgets (average bits) at which to check the layers' independence: the\n"
+    "                      predicted (sum of KL) against the measured KL, and each model's top-1\n"
+    "  Each layer's KL at each candidate is measured on the distilled batch (only that layer quantized),\n"
+    "  the bits of least total KL within the budget found by dynamic programming over size; --out gets\n"
+    "  mp_frontier.csv, mp_frontier.png, mp_sensitivity.csv (and mp_check.csv); --first_last_8 pins\n"
+    "  the first conv and the last linear to 8 bits; --save keeps the per-layer bits for evaluate.\n"
     "Output paths are checked before any work. Exit status: 0 done, 1 error, 2 bad flag, 3 the\n"
     "distillation diverged (non-finite loss).\n";
 
@@ -56,8 +68,10 @@ int main(int argc, char** argv) {
   const double lr = flags.number("--lr", 0.5);
   const std::string distilled_npy = flags.str("--distilled", "");
   const std::string one_by_one = flags.choice("--zeroq_1x1", "batch", {"batch", "mean", "nan"});
+  quant::MpFlags mp_flags(flags);
   flags.done();
   cli.validate(flags);
+  mp_flags.validate(flags);
   if (batch < 1) flags.fail("--batch_size must be >= 1");
   if (iters < 0) flags.fail("--iters must be >= 0");
   if (!(lr > 0)) flags.fail("--lr must be > 0");
@@ -83,6 +97,8 @@ int main(int argc, char** argv) {
     std::printf("%s (%d classes) from %s, on %s; quantization %s\n", model->arch.c_str(), model->num_classes,
                 cli.weights.c_str(), device_name(dev), cfg.str().c_str());
     if (run.data()) run.evaluate_float(*model);
+    quant::MpStep mp(mp_flags, cli.cfg.first_last_bits == 8);
+    if (mp_flags.on()) mp.plan(*model, flags);  // a budget the model cannot meet fails here, before the distillation
     Tensor distilled;
     if (!distilled_npy.empty()) {
       distilled = load_npy(distilled_npy);
@@ -104,10 +120,22 @@ int main(int argc, char** argv) {
       std::printf("distilled %d images of %dx%d in %d iterations (final loss %.4f)\n", zo.batch_size, zo.img_size,
                   zo.img_size, zo.iters, last_loss);
     }
+    std::string label = "ZeroQ W" + std::to_string(cfg.wbits) + "A" + std::to_string(cfg.abits);
+    if (mp_flags.on()) {
+      char title[160];
+      std::snprintf(title, sizeof title, "%s mixed precision frontier (ZeroQ, seed %lld, A%d)", model->arch.c_str(),
+                    (long long)cli.seed, cfg.abits);
+      cfg.layer_wbits = mp.run(run, model, distilled, cfg, title);
+      char bits[64];
+      std::snprintf(bits, sizeof bits, "MP%.2f/%d", mp.chosen_avg_bits(), cfg.abits);
+      run.json().str("bits", bits);  // replaces the harness's "bits"
+      label = "ZeroQ " + std::string(bits);
+    }
     quant::QuantizedModel q(model, cfg);
     run.report_quantization(q);
     quant::calibrate(q, distilled);
     if (run.data()) run.evaluate_quantized(q);
+    if (mp_flags.on()) mp.write_outputs(cli.out);
     if (!cli.out.empty()) {
       std::filesystem::create_directories(cli.out);
       save_npy((std::filesystem::path(cli.out) / "distilled.npy").string(), distilled);
@@ -115,6 +143,6 @@ int main(int argc, char** argv) {
       std::printf("distilled batch in %s (distilled.npy, distilled.png)\n", cli.out.c_str());
     }
     run.save(q);
-    run.finish("ZeroQ W" + std::to_string(cfg.wbits) + "A" + std::to_string(cfg.abits));
+    run.finish(label);
   });
 }

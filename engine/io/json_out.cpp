@@ -34,11 +34,16 @@ JsonReport& JsonReport::num(const std::string& key, double v) {
   char b[64];
   if (std::isfinite(v)) std::snprintf(b, sizeof b, "%.10g", v);
   else std::snprintf(b, sizeof b, "null");
-  items_.push_back({key, b});
-  return *this;
+  return set(key, b);
 }
-JsonReport& JsonReport::str(const std::string& key, const std::string& v) {
-  items_.push_back({key, quote(v)});
+JsonReport& JsonReport::str(const std::string& key, const std::string& v) { return set(key, quote(v)); }
+JsonReport& JsonReport::set(const std::string& key, const std::string& encoded) {
+  for (auto& item : items_)
+    if (item.first == key) {
+      item.second = encoded;
+      return *this;
+    }
+  items_.push_back({key, encoded});
   return *this;
 }
 std::string JsonReport::text() const {

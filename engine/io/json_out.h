@@ -10,12 +10,14 @@ namespace dfq {
 
 class JsonReport {
  public:
+  // A key given again keeps its place and takes the new value (one key, one value).
   JsonReport& num(const std::string& key, double v);
   JsonReport& str(const std::string& key, const std::string& v);
   std::string text() const;  // {"key": value, ...}\n
   void write(const std::string& path) const;  // throws naming the path
 
  private:
+  JsonReport& set(const std::string& key, const std::string& encoded);
   std::vector<std::pair<std::string, std::string>> items_;  // key, encoded value
 };
 
