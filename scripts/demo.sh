@@ -3,9 +3,11 @@
 # resnet18 on the real Fashion-MNIST with the engine (or reuses weights/resnet18_fmnist.bin when it
 # is there), then quantizes it data-free with ZeroQ and GDFQ at 4/4 and 3/3 bits and prints one
 # table of test top-1 and wall times. Everything lands in runs/demo/ (DFQ_DEMO_OUT overrides).
-# Extra flags go to every program (e.g. --device cuda).
+# Extra flags go to every program (e.g. --device cuda). --quick (first): the few-minute first look
+# of scripts/demo_quick.sh instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = --quick ]; then shift; exec scripts/demo_quick.sh "$@"; fi
 now() { date +%s; }
 t0=$(now)  # the table's total counts the set-up and the build too
 scripts/setup.sh
