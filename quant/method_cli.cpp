@@ -18,8 +18,9 @@ namespace dfq::quant {
 
 namespace fs = std::filesystem;
 
-MethodCli::MethodCli(Flags& flags, std::string method_name, const std::string& default_bits)
-    : method(std::move(method_name)), bit_flags(flags, default_bits) {
+MethodCli::MethodCli(Flags& flags, std::string method_name, const std::string& default_bits,
+                     const std::string& default_round)
+    : method(std::move(method_name)), bit_flags(flags, default_bits, default_round) {
   arch = flags.str("-a", flags.str("--arch", ""));
   weights = flags.str("--weights", "");
   dataset = flags.str("--dataset", "");

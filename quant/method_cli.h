@@ -29,8 +29,10 @@
 namespace dfq::quant {
 
 struct MethodCli {
-  // Declares the shared flags on `flags`; default_bits is the method's --bits default.
-  MethodCli(Flags& flags, std::string method, const std::string& default_bits);
+  // Declares the shared flags on `flags`; default_bits / default_round are the method's --bits and
+  // --weight_round defaults.
+  MethodCli(Flags& flags, std::string method, const std::string& default_bits,
+            const std::string& default_round = "nearest");
   // After flags.done(): checks every shared value and output path; a bad one ends the program
   // through flags.fail (exit 2) before anything is loaded. Fills cfg from the bit flags.
   void validate(const Flags& flags);

@@ -14,11 +14,14 @@ namespace dfq::quant {
 namespace {
 const char* kConfigName = "quant.config";
 const char* kRangesName = "quant.act_ranges";
-// Per-layer weight bits (mixed precision): an optional tensor, absent in uniform models. A file that
-// has it says version 2, so that a dfq from before mixed precision refuses it instead of reading it
-// as a uniform model at quant.config's wbits; version-1 files (uniform) load as before.
+// Optional tensors: per-layer weight bits (mixed precision), the bits of each layer-input activation
+// quantizer (present = ActPlacement::LayerInputs, SQuant) and a layer's fixed weight grid (SQuant
+// rounding). A file that has any of them says version 2, so that a dfq from before them refuses it
+// instead of reading it as a uniform, ReLU-site, min/max-grid model; version-1 files load as before.
 const char* kLayerBitsName = "quant.layer_wbits";
-constexpr int64_t kFormatVersion = 1, kFormatVersionLayerBits = 2;
+const char* kInputBitsName = "quant.input_act_bits";
+const std::string kWeightRangePrefix = "quant.weight_range.";
+constexpr int64_t kFormatVersion = 1, kFormatVersionExtended = 2;
 
 int parse_int_bits(const std::string& s, const std::string& what) {
   size_t pos = 0;
@@ -44,14 +47,16 @@ std::string QuantConfig::str() const {
       w += (w.empty() ? "" : ",") + std::to_string(bits);
       counts += (counts.empty() ? "" : ", ") + std::to_string(count) + " at W" + std::to_string(bits);
     }
-    std::snprintf(buf, sizeof buf, "W{%s}A%d (mixed weight bits per layer: %s; bias %s, BN %s, %s ranges, STE %s)",
+    std::snprintf(buf, sizeof buf, "W{%s}A%d (mixed weight bits per layer: %s; bias %s, BN %s, %s ranges, STE %s%s)",
                   w.c_str(), abits, counts.c_str(), b(bias_bits).c_str(), fold_bn ? "folded" : "unfolded",
-                  observer_name(observer), ste_name(ste));
+                  observer_name(observer), ste_name(ste),
+                  act_placement == ActPlacement::LayerInputs ? ", activations at conv / linear inputs" : "");
     return buf;
   }
-  std::snprintf(buf, sizeof buf, "W%dA%d (bias %s, first/last layer W%d, BN %s, %s ranges, STE %s)", wbits, abits,
+  std::snprintf(buf, sizeof buf, "W%dA%d (bias %s, first/last layer W%d, BN %s, %s ranges, STE %s%s)", wbits, abits,
                 b(bias_bits).c_str(), first_last_bits ? first_last_bits : wbits, fold_bn ? "folded" : "unfolded",
-                observer_name(observer), ste_name(ste));
+                observer_name(observer), ste_name(ste),
+                act_placement == ActPlacement::LayerInputs ? ", activations at conv / linear inputs" : "");
   return buf;
 }
 
@@ -64,12 +69,13 @@ void parse_bits(const std::string& s, QuantConfig& cfg) {
   check_bits(cfg.abits, "--bits (activations)");
 }
 
-BitFlags::BitFlags(Flags& flags, const std::string& default_bits)
+BitFlags::BitFlags(Flags& flags, const std::string& default_bits, const std::string& default_round)
     : bits(flags.str("--bits", default_bits)),
       qw(flags.integer("-qw", 0)),
       qa(flags.integer("-qa", 0)),
       qb(flags.integer("-qb", 32)),
-      first_last_8(flags.boolean("--first_last_8")) {}
+      first_last_8(flags.boolean("--first_last_8")),
+      weight_round(flags.choice("--weight_round", default_round, {"nearest", "squant"})) {}
 
 QuantConfig BitFlags::config(const Flags& flags) const {
   QuantConfig cfg;
@@ -147,33 +153,82 @@ QuantizedModel::QuantizedModel(std::shared_ptr<models::Model> model, const Quant
   const Device dev = model_->parameters().empty() ? Device::CPU : model_->parameters()[0].device();
   // Weight (and, with bias_bits < 32, bias) fake-quantizers on every conv and linear; the first conv
   // and the last linear at first_last_bits when set; layer_wbits, when set, gives each its own.
+  // Layer i's grid is (*wranges_)[i] when fixed, else
+  // the weight's own min/max at every forward.
+  const auto& convs = model_->conv_layers();
+  const auto& lins = model_->linear_layers();
+  const size_t n_layers = convs.size() + lins.size();
+  wranges_->assign(n_layers, Tensor());
   auto install = [&](auto* layer, size_t index, bool first_or_last) {
-    const int bits = !cfg.layer_wbits.empty()                  ? cfg.layer_wbits[index]
-                     : (first_or_last && cfg.first_last_bits) ? cfg.first_last_bits
-                                                               : cfg.wbits;
+    const int bits = layer_bits(index, first_or_last);
     const int bb = cfg.bias_bits;
     const Ste ste = cfg.ste;
-    layer->weight_hook = [bits, ste, wc = wcache_](const Tensor& w) {
-      if (!wc->on || grad_enabled()) return quantize_weight(w, bits, ste);
+    layer->weight_hook = [bits, ste, index, wc = wcache_, wr = wranges_](const Tensor& w) {
+      auto quantize = [&] {
+        const Tensor& r = (*wr)[index];
+        return r.defined() && bits < 32 ? fake_quantize(w, bits, r, ste) : quantize_weight(w, bits, ste);
+      };
+      if (!wc->on || grad_enabled()) return quantize();
       auto it = wc->q.find(w.data<float>());
-      if (it == wc->q.end()) it = wc->q.emplace(w.data<float>(), quantize_weight(w, bits, ste)).first;
+      if (it == wc->q.end()) it = wc->q.emplace(w.data<float>(), quantize()).first;
       return it->second;
     };
     if (bb < 32) layer->bias_hook = [bb, ste](const Tensor& b) { return quantize_per_tensor(b, bb, ste); };
   };
-  const auto& convs = model_->conv_layers();
-  const auto& lins = model_->linear_layers();
   for (size_t i = 0; i < convs.size(); ++i) install(convs[i].second, i, i == 0);
   for (size_t i = 0; i < lins.size(); ++i) install(lins[i].second, convs.size() + i, i + 1 == lins.size());
-  acts_.reserve(model_->act_sites().size());
-  for (size_t i = 0; i < model_->act_sites().size(); ++i)
-    acts_.emplace_back(cfg.abits, cfg.observer, cfg.ste, dev, cfg.ema_beta);
-  model_->act_hook = [this](int site, const Tensor& x) { return acts_[static_cast<size_t>(site)].forward(x); };
+  auto quantize_act = [this](size_t a, const Tensor& x) {
+    if (act_observer) act_observer(a, x);
+    return acts_[a].forward(x);
+  };
+  if (cfg.act_placement == ActPlacement::ReluSites) {
+    acts_.reserve(model_->act_sites().size());
+    for (size_t i = 0; i < model_->act_sites().size(); ++i)
+      acts_.emplace_back(cfg.abits, cfg.observer, cfg.ste, dev, cfg.ema_beta);
+    model_->act_hook = [quantize_act](int site, const Tensor& x) { return quantize_act(static_cast<size_t>(site), x); };
+  } else {
+    // SQuant (quant_model.py set_first_last_layer L63-64): the first layer's input is not quantized,
+    // the last layer's is at 8 bits (float too when every activation is: A32).
+    acts_.reserve(n_layers);
+    for (size_t i = 0; i < n_layers; ++i)
+      acts_.emplace_back(i == 0 || cfg.abits >= 32 ? 32 : i + 1 == n_layers ? 8 : cfg.abits, cfg.observer, cfg.ste, dev,
+                         cfg.ema_beta);
+    auto hook_input = [&](auto* layer, size_t index) {
+      layer->input_hook = [quantize_act, index](const Tensor& x) { return quantize_act(index, x); };
+    };
+    for (size_t i = 0; i < convs.size(); ++i) hook_input(convs[i].second, i);
+    for (size_t i = 0; i < lins.size(); ++i) hook_input(lins[i].second, convs.size() + i);
+  }
+}
+
+int QuantizedModel::layer_bits(size_t index, bool first_or_last) const {
+  if (!cfg_.layer_wbits.empty()) return cfg_.layer_wbits[index];
+  return (first_or_last && cfg_.first_last_bits) ? cfg_.first_last_bits : cfg_.wbits;
+}
+
+std::vector<QuantizedModel::WeightLayer> QuantizedModel::weight_layers() const {
+  std::vector<WeightLayer> out;
+  const auto& convs = model_->conv_layers();
+  const auto& lins = model_->linear_layers();
+  for (size_t i = 0; i < convs.size(); ++i) out.push_back({convs[i].first, convs[i].second->weight, layer_bits(i, i == 0)});
+  for (size_t i = 0; i < lins.size(); ++i)
+    out.push_back({lins[i].first, lins[i].second->weight, layer_bits(convs.size() + i, i + 1 == lins.size())});
+  return out;
+}
+
+void QuantizedModel::fix_weight_range(size_t layer, const Tensor& range) {
+  if (layer >= wranges_->size()) throw std::out_of_range("fix_weight_range: no weight layer " + std::to_string(layer));
+  if (range.defined()) {
+    const Tensor w = weight_layers()[layer].weight;
+    if (range.dtype() != DType::F32 || range.shape() != Shape{2, w.size(0)} || range.device() != w.device())
+      throw std::invalid_argument("fix_weight_range: range " + range.str() + " does not fit weight " + w.str());
+  }
+  (*wranges_)[layer] = range.defined() ? range.contiguous().detach() : Tensor();
 }
 
 QuantizedModel::~QuantizedModel() {
-  for (auto& [name, c] : model_->conv_layers()) c->weight_hook = c->bias_hook = nullptr;
-  for (auto& [name, l] : model_->linear_layers()) l->weight_hook = l->bias_hook = nullptr;
+  for (auto& [name, c] : model_->conv_layers()) c->weight_hook = c->bias_hook = c->input_hook = nullptr;
+  for (auto& [name, l] : model_->linear_layers()) l->weight_hook = l->bias_hook = l->input_hook = nullptr;
   model_->act_hook = nullptr;
 }
 
@@ -191,7 +246,7 @@ QuantizedModel::Coverage QuantizedModel::coverage() const {
   Coverage c;
   c.convs = static_cast<int>(model_->conv_layers().size());
   c.linears = static_cast<int>(model_->linear_layers().size());
-  c.sites = static_cast<int>(acts_.size());
+  for (const ActQuantizer& a : acts_) c.sites += a.bits() < 32 ? 1 : 0;
   std::set<const nn::Module*> tracked;
   for (const auto& [n, l] : model_->conv_layers()) tracked.insert(l);
   for (const auto& [n, l] : model_->linear_layers()) tracked.insert(l);
@@ -225,14 +280,28 @@ std::string QuantizedModel::coverage_report() const {
     std::snprintf(avg, sizeof avg, "%.3f bits per weight)", n > 0 ? wsum / n : 0.0);
     bits += avg;
   }
+  std::string fixed;
+  int n_fixed = 0;
+  for (const Tensor& r : *wranges_) n_fixed += r.defined() ? 1 : 0;
+  if (n_fixed) fixed = " (" + std::to_string(n_fixed) + " on fixed grids)";
+  const bool inputs = cfg_.act_placement == ActPlacement::LayerInputs;
   std::string s = "quantized: " + std::to_string(c.convs) + " of " + std::to_string(c.convs_total) + " convs and " +
                   std::to_string(c.linears) + " of " + std::to_string(c.linears_total) + " linears at " + bits +
-                  " per channel, " + std::to_string(c.sites) + " activation sites at A" + std::to_string(cfg_.abits) +
-                  " (after every ReLU call)\n";
-  s += "float: the input image, BN" + std::string(cfg_.fold_bn ? " shifts (folded)" : " (eval mode)") +
-       (cfg_.bias_bits < 32 ? "" : ", biases") + ", the pooled classifier input";
-  const std::string note = model_->float_activations_note();
-  if (!note.empty()) s += ", " + note;
+                  " per channel" + fixed + ", ";
+  if (!inputs)
+    s += std::to_string(c.sites) + " activation sites at A" + std::to_string(cfg_.abits) + " (after every ReLU call)\n";
+  else
+    s += std::to_string(c.sites) + " conv / linear inputs (the last layer's at A" + std::to_string(acts_.back().bits()) +
+         ", the others at A" + std::to_string(cfg_.abits) + ")\n";
+  s += "float: the input image" + std::string(inputs ? " (the first layer's input)" : "") + ", BN" +
+       std::string(cfg_.fold_bn ? " shifts (folded)" : " (eval mode)") + (cfg_.bias_bits < 32 ? "" : ", biases");
+  if (!inputs) {
+    s += ", the pooled classifier input";
+    const std::string note = model_->float_activations_note();
+    if (!note.empty()) s += ", " + note;
+  } else {
+    s += ", residual adds and identity paths (only what enters a conv / linear is quantized)";
+  }
   if (!c.float_layers.empty()) {
     s += "; NOT QUANTIZED (untracked by the model): ";
     for (size_t i = 0; i < c.float_layers.size(); ++i) s += (i ? ", " : "") + c.float_layers[i];
@@ -252,8 +321,11 @@ void QuantizedModel::save(const std::string& path) const {
   std::vector<int64_t> conf = {kFormatVersion, cfg_.wbits, cfg_.abits, cfg_.bias_bits, cfg_.first_last_bits,
                                cfg_.fold_bn ? 1 : 0, cfg_.observer == Observer::Ema ? 1 : 0,
                                cfg_.ste == Ste::Clip ? 1 : 0};
+  bool fixed_grid = false;
+  for (const Tensor& r : *wranges_) fixed_grid = fixed_grid || r.defined();
+  if (!cfg_.layer_wbits.empty() || cfg_.act_placement == ActPlacement::LayerInputs || fixed_grid)
+    conf[0] = kFormatVersionExtended;
   if (!cfg_.layer_wbits.empty()) {
-    conf[0] = kFormatVersionLayerBits;
     std::vector<int64_t> lb(cfg_.layer_wbits.begin(), cfg_.layer_wbits.end());
     tensors.push_back({kLayerBitsName, Tensor::from_vector_i64(lb, {int64_t(lb.size())})});
   }
@@ -264,6 +336,14 @@ void QuantizedModel::save(const std::string& path) const {
     ranges.insert(ranges.end(), s.begin(), s.end());
   }
   tensors.push_back({kRangesName, Tensor::from_vector(ranges, {int64_t(acts_.size()), 3})});
+  if (cfg_.act_placement == ActPlacement::LayerInputs) {
+    std::vector<int64_t> ab;
+    for (const auto& a : acts_) ab.push_back(a.bits());
+    tensors.push_back({kInputBitsName, Tensor::from_vector_i64(ab, {int64_t(ab.size())})});
+  }
+  const std::vector<WeightLayer> layers = weight_layers();
+  for (size_t i = 0; i < layers.size(); ++i)
+    if ((*wranges_)[i].defined()) tensors.push_back({kWeightRangePrefix + layers[i].name, (*wranges_)[i].to(Device::CPU)});
   write_weight_file(path, model_->arch, model_->num_classes, tensors);
 }
 
@@ -281,7 +361,7 @@ std::unique_ptr<QuantizedModel> load_quantized(const std::string& path, const st
     throw std::runtime_error(path + ": not a quantized model written by dfq (no valid " + std::string(kConfigName) + ")");
   std::vector<int64_t> c = f.get(kConfigName).to_vector_i64();
   const WeightFile::Entry* le = f.find(kLayerBitsName);
-  if (c[0] != kFormatVersion && c[0] != kFormatVersionLayerBits)
+  if (c[0] != kFormatVersion && c[0] != kFormatVersionExtended)
     throw std::runtime_error(path + ": quantized-model version " + std::to_string(c[0]) + " is not supported");
   QuantConfig cfg;
   cfg.wbits = int(c[1]);
@@ -292,9 +372,16 @@ std::unique_ptr<QuantizedModel> load_quantized(const std::string& path, const st
   cfg.observer = c[6] ? Observer::Ema : Observer::MinMax;
   cfg.ste = c[7] ? Ste::Clip : Ste::Identity;
   auto model = models::create_model(f.arch(), f.num_classes(), 0, /*torchvision_init=*/false);
-  if ((c[0] == kFormatVersionLayerBits) != (le != nullptr))
-    throw std::runtime_error(path + ": quantized-model version " + std::to_string(c[0]) +
-                             (le ? " with " : " without ") + kLayerBitsName);
+  const WeightFile::Entry* ib = f.find(kInputBitsName);
+  bool any_range = false;
+  for (const auto& [name, l] : model->conv_layers()) any_range = any_range || f.find(kWeightRangePrefix + name);
+  for (const auto& [name, l] : model->linear_layers()) any_range = any_range || f.find(kWeightRangePrefix + name);
+  if (c[0] == kFormatVersion && (le || ib || any_range))
+    throw std::runtime_error(path + ": quantized-model version 1 with " +
+                             (le ? kLayerBitsName : ib ? kInputBitsName : kWeightRangePrefix + "*"));
+  if (c[0] == kFormatVersionExtended && !le && !ib && !any_range)
+    throw std::runtime_error(path + ": quantized-model version 2 without " + kLayerBitsName + ", " + kInputBitsName +
+                             " or a " + kWeightRangePrefix + "* tensor");
   if (le) {
     const int64_t layers = int64_t(model->conv_layers().size() + model->linear_layers().size());
     if (le->dtype != DType::I64 || le->shape != Shape{layers})
@@ -311,7 +398,25 @@ std::unique_ptr<QuantizedModel> load_quantized(const std::string& path, const st
   if (!missing.empty()) throw std::runtime_error(path + ": missing tensors:" + missing);
   load_state_dict(*model, f, /*strict=*/false);
   model->to(dev);
+  if (ib) cfg.act_placement = ActPlacement::LayerInputs;
   auto q = std::make_unique<QuantizedModel>(model, cfg, /*weights_already_folded=*/true);
+  if (ib) {
+    std::vector<int64_t> want;
+    for (const auto& a : q->acts()) want.push_back(a.bits());
+    if (ib->dtype != DType::I64 || ib->shape != Shape{int64_t(want.size())} || f.get(kInputBitsName).to_vector_i64() != want)
+      throw std::runtime_error(path + ": " + kInputBitsName + " does not fit " + f.arch() + "'s " +
+                               std::to_string(want.size()) + " conv / linear inputs");
+  }
+  const std::vector<QuantizedModel::WeightLayer> layers = q->weight_layers();
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const std::string name = kWeightRangePrefix + layers[i].name;
+    const WeightFile::Entry* we = f.find(name);
+    if (!we) continue;
+    if (we->dtype != DType::F32 || we->shape != Shape{2, layers[i].weight.size(0)})
+      throw std::runtime_error(path + ": " + name + " does not fit the layer's " + std::to_string(layers[i].weight.size(0)) +
+                               " output channels");
+    q->fix_weight_range(i, f.get(name).to(dev).detach());
+  }
   const int64_t sites = int64_t(q->acts().size());
   if (re->dtype != DType::F32 || re->shape != Shape{sites, 3})
     throw std::runtime_error(path + ": " + kRangesName + " does not fit " + f.arch() + "'s " + std::to_string(sites) +

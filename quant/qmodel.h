@@ -9,10 +9,19 @@
 //  - biases in float unless bias_bits < 32 (per-tensor min/max; the official code has none);
 //  - BN kept in float and in eval mode (its running statistics fixed); optionally folded into the
 //    convolutions first (fold_bn, not in the official code).
+//  - a layer's weight grid can be FIXED (fix_weight_range: per-channel {min, max} given once, used
+//    by every forward instead of the weight's own min/max): SQuant (quant/squant.h) computes its
+//    codes on the grid of the original weight and stores the dequantized values as the latent
+//    weight, which this grid maps back to themselves;
+//  - ActPlacement::LayerInputs puts the activation quantizers on the INPUT of every conv / linear
+//    instead (SQuant's quant_input, quant_modules.py L351): the first layer's input stays float and
+//    the last layer's is at 8 bits (SQuant set_first_last_layer, quant_model.py L56-64).
 // The wrapper installs the hooks on construction and removes them on destruction; the model stays
 // the caller's (shared), in eval mode. save()/load_quantized() keep weights, ranges and bits in one
-// flat weight file that train/evaluate loads.
+// flat weight file that train/evaluate loads (fixed weight grids and the placement as optional
+// tensors: files without them load as before).
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -23,6 +32,10 @@
 #include "quant/quantizer.h"
 
 namespace dfq::quant {
+
+// Where the activation quantizers sit: after every ReLU call site (ZeroQ / GDFQ), or on every conv /
+// linear input (SQuant).
+enum class ActPlacement { ReluSites, LayerInputs };
 
 struct QuantConfig {
   int wbits = 8, abits = 8;
@@ -37,6 +50,7 @@ struct QuantConfig {
   // wbits (first_last_bits applying). When set it decides every layer's weight bits (wbits and
   // first_last_bits are then not used for weights); its size must match the model's layers.
   std::vector<int> layer_wbits;
+  ActPlacement act_placement = ActPlacement::ReluSites;
   std::string str() const;  // "W4A4 (bias float, first/last W4, BN unfolded, minmax, STE identity)"
 };
 
@@ -44,14 +58,18 @@ struct QuantConfig {
 void parse_bits(const std::string& s, QuantConfig& cfg);
 
 // The bit flags zeroq_main and gdfq_main share: --bits W/A, then -qw / -qa override when non-zero,
-// -qb (32 = float biases), --first_last_8. The constructor declares them (before Flags::done());
-// config() parses them (after it) and ends the program through Flags::fail on a bad value.
+// -qb (32 = float biases), --first_last_8, --weight_round. The constructor declares them (before
+// Flags::done()); config() parses them (after it) and ends the program through Flags::fail on a bad value.
 struct BitFlags {
-  BitFlags(Flags& flags, const std::string& default_bits);
+  BitFlags(Flags& flags, const std::string& default_bits, const std::string& default_round = "nearest");
   QuantConfig config(const Flags& flags) const;
   std::string bits;
   long long qw = 0, qa = 0, qb = 32;
   bool first_last_8 = false;
+  // --weight_round nearest|squant: how the method rounds the weights onto their per-channel grid
+  // (nearest: the official min/max fake-quantizer at every forward; squant: SQuant's flips, once, on
+  // a fixed grid, quant/squant.h). default_round is the method's default.
+  std::string weight_round;
 };
 
 // Folds every BN into the conv before it (paired in forward order; VGG without BN: nothing):
@@ -70,7 +88,24 @@ class QuantizedModel {
   models::Model& model() { return *model_; }
   const std::shared_ptr<models::Model>& model_ptr() const { return model_; }
   const QuantConfig& config() const { return cfg_; }
+  // Activation quantizers: one per ReLU call site (ReluSites), or one per weight layer, in
+  // weight_layers() order (LayerInputs; the first at 32 bits = float).
   std::vector<ActQuantizer>& acts() { return acts_; }
+  // When set, called with each activation quantizer's index and input before it quantizes (SQuant's
+  // range rule sets the range from the first input it sees).
+  std::function<void(size_t act, const Tensor& x)> act_observer;
+
+  // Every quantized weight: the convs in forward order, then the linears.
+  struct WeightLayer {
+    std::string name;
+    Tensor weight;  // the layer's latent weight (shares its storage)
+    int bits;
+  };
+  std::vector<WeightLayer> weight_layers() const;
+  // Fixes layer i's grid to range (2, K) = per-output-channel {min, max} on the weight's device; an
+  // undefined tensor returns it to min/max at every forward.
+  void fix_weight_range(size_t layer, const Tensor& range);
+  const Tensor& weight_range(size_t layer) const { return (*wranges_)[layer]; }
   // What the wrapper quantized: the counts of weight-quantized convs and linears and of activation
   // sites, and every Conv2d / Linear module of the model that is not among them (stays float; a
   // model that does not track a layer shows here instead of being silently skipped).
@@ -112,6 +147,9 @@ class QuantizedModel {
     std::map<const void*, Tensor> q;
   };
   std::shared_ptr<WeightCache> wcache_ = std::make_shared<WeightCache>();
+  std::shared_ptr<std::vector<Tensor>> wranges_ = std::make_shared<std::vector<Tensor>>();  // per weight layer
+  // Weight layer `index`'s bits: layer_wbits[index] when set, else first_last_bits / wbits.
+  int layer_bits(size_t index, bool first_or_last) const;
 };
 
 // True when the flat weight file was written by QuantizedModel::save.

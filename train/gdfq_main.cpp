@@ -14,6 +14,7 @@
 #include "engine/io/progress.h"
 #include "quant/gdfq.h"
 #include "quant/method_cli.h"
+#include "quant/squant.h"
 
 using namespace dfq;
 namespace fs = std::filesystem;
@@ -32,6 +33,9 @@ static const char* kUsage =
     "  --weights FILE        dfq flat weight file (default weights/ARCH.bin)\n"
     "  --bits W/A            weight / activation bits (default 4/4); -qw/-qa override, -qb N biases\n"
     "  --first_last_8        first conv and last linear at 8 bits (official: at W)\n"
+    "  --weight_round R      nearest (default, official) or squant: after the last epoch's fine-tuning, the\n"
+    "                        weights rounded once by SQuant's flips (fixed grid) before the final\n"
+    "                        evaluation and save (may differ on --resume: it changes only that step)\n"
     "  --n_epochs N          default 400      --n_iter N      iterations per epoch, default 200\n"
     "  --batch_size N        default 16       --warmup_epochs N  epochs before Q learns, default 50\n"
     "  --q_lr X              default 1e-6     --g_lr X        default 1e-3\n"
@@ -210,6 +214,10 @@ int main(int argc, char** argv) {
       double top1 = -1, top5 = -1;
       long long nonfinite = -1;
       const bool last = e + 1 == o.n_epochs;
+      if (last) {  // --weight_round: on the fine-tuned weights, before the final evaluation and save
+        const std::string rounded = quant::apply_weight_round(tr.qmodel(), cli.bit_flags.weight_round);
+        if (!rounded.empty()) std::printf("%s\n", rounded.c_str());
+      }
       if (run.data() && (last || (st.q_trained && (e - o.warmup_epochs) % eval_every == 0) || e == o.warmup_epochs - 1)) {
         models::EvalResult r = run.evaluate_quantized(tr.qmodel());
         top1 = r.top1();
@@ -265,7 +273,7 @@ int main(int argc, char** argv) {
       std::printf("no --dataset / --data given: trained data-free, nothing was evaluated\n");
     }
     std::printf("quantized model (final epoch): %s; log %s; samples in %s\n", qpath.string().c_str(), csv.string().c_str(), out.c_str());
-    run.json().num("seconds", secs).num("epochs", o.n_epochs);
+    run.json().num("seconds", secs).num("epochs", o.n_epochs).str("weight_round", cli.bit_flags.weight_round);
     run.write_json();
   });
 }

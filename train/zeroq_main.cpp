@@ -11,6 +11,7 @@
 #include "engine/io/progress.h"
 #include "quant/method_cli.h"
 #include "quant/mixed_precision_cli.h"
+#include "quant/squant.h"
 #include "quant/zeroq.h"
 
 using namespace dfq;
@@ -30,6 +31,8 @@ static const char* kUsage =
     "  -qb N               quantize biases to N bits (default: float, as the official code)\n"
     "  --first_last_8      keep the first conv and the last linear at 8 bits (official: quantized to W)\n"
     "  --fold_bn           fold BN into the convolutions before quantizing (official: BN kept in float)\n"
+    "  --weight_round R    nearest (default, official: min/max grid at every forward) or squant (SQuant's\n"
+    "                      kernel / channel flips on a fixed per-channel grid, before calibration)\n"
     "  --batch_size N      distilled images (default 32; the official run.sh uses 64)\n"
     "  --iters N           distillation iterations (default 500)\n"
     "  --lr X              distillation Adam learning rate (default 0.5)\n"
@@ -133,6 +136,9 @@ int main(int argc, char** argv) {
     }
     quant::QuantizedModel q(model, cfg);
     run.report_quantization(q);
+    const std::string rounded = quant::apply_weight_round(q, cli.bit_flags.weight_round);
+    if (!rounded.empty()) std::printf("%s\n", rounded.c_str());
+    run.json().str("weight_round", cli.bit_flags.weight_round);
     quant::calibrate(q, distilled);
     if (run.data()) run.evaluate_quantized(q);
     if (mp_flags.on()) mp.write_outputs(cli.out);

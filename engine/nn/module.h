@@ -54,6 +54,8 @@ void default_init(Tensor& weight, Tensor* bias, int64_t fan_in, Generator& gen);
 
 // Hooks for quantization (issue 6): weight_hook, when set, maps the weight (and bias_hook the
 // bias) before every use, e.g. a fake-quantizer; it must be differentiable if training needs it.
+// input_hook maps a Conv2d's / Linear's input before the layer uses it (SQuant quantizes layer
+// inputs, not ReLU outputs: quant/qmodel.h ActPlacement::LayerInputs).
 using TensorHook = std::function<Tensor(const Tensor&)>;
 // t through h when both are set, else t
 inline Tensor hooked(const TensorHook& h, const Tensor& t) { return (t.defined() && h) ? h(t) : t; }
@@ -62,7 +64,7 @@ class Conv2d : public Module {
  public:
   Conv2d(int in, int out, int kernel, Conv2dOptions o, bool bias, Generator& gen);
   Tensor forward(const Tensor& x) const {
-    return conv2d(x, hooked(weight_hook, weight), hooked(bias_hook, bias), opts);
+    return conv2d(hooked(input_hook, x), hooked(weight_hook, weight), hooked(bias_hook, bias), opts);
   }
   // forward(upsample_nearest2x(x)), fused (upsample_nearest2x_conv3x3) when this is a 3x3, stride 1,
   // padding 1 conv without groups or dilation
@@ -70,21 +72,23 @@ class Conv2d : public Module {
     bool fusable = weight.size(2) == 3 && weight.size(3) == 3 && opts.stride == std::array<int, 2>{1, 1} &&
                    opts.padding == std::array<int, 2>{1, 1} && opts.dilation == std::array<int, 2>{1, 1} && opts.groups == 1;
     if (!fusable) return forward(upsample_nearest2x(x));
-    return upsample_nearest2x_conv3x3(x, hooked(weight_hook, weight), hooked(bias_hook, bias));
+    // the input hook sees the conv's input (the up-sampled map); nearest up-sampling commutes with
+    // an element-wise hook, so applying it before the fused op is the same
+    return upsample_nearest2x_conv3x3(hooked(input_hook, x), hooked(weight_hook, weight), hooked(bias_hook, bias));
   }
   Tensor weight, bias;
   Conv2dOptions opts;
-  TensorHook weight_hook, bias_hook;
+  TensorHook weight_hook, bias_hook, input_hook;
 };
 
 class Linear : public Module {
  public:
   Linear(int in, int out, bool bias, Generator& gen);
   Tensor forward(const Tensor& x) const {
-    return linear(x, hooked(weight_hook, weight), hooked(bias_hook, bias));
+    return linear(hooked(input_hook, x), hooked(weight_hook, weight), hooked(bias_hook, bias));
   }
   Tensor weight, bias;
-  TensorHook weight_hook, bias_hook;
+  TensorHook weight_hook, bias_hook, input_hook;
 };
 
 // BatchNorm2d / BatchNorm1d (same module; the op takes (N,C,H,W) or (N,C)).
