@@ -1,6 +1,7 @@
 // qmodel.cpp — see qmodel.h.
 #include "quant/qmodel.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <set>
@@ -246,7 +247,9 @@ QuantizedModel::Coverage QuantizedModel::coverage() const {
   Coverage c;
   c.convs = static_cast<int>(model_->conv_layers().size());
   c.linears = static_cast<int>(model_->linear_layers().size());
-  for (const ActQuantizer& a : acts_) c.sites += a.bits() < 32 ? 1 : 0;
+  c.sites = static_cast<int>(acts_.size());
+  if (cfg_.act_placement == ActPlacement::LayerInputs)  // the float first-layer input is not a site
+    c.sites = static_cast<int>(std::count_if(acts_.begin(), acts_.end(), [](const ActQuantizer& a) { return a.bits() < 32; }));
   std::set<const nn::Module*> tracked;
   for (const auto& [n, l] : model_->conv_layers()) tracked.insert(l);
   for (const auto& [n, l] : model_->linear_layers()) tracked.insert(l);

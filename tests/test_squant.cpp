@@ -128,6 +128,13 @@ TEST_CASE("squant: the kernel pass reaches the brute-force minimum of each kerne
       }
     }
   CHECK(flips > 20);  // the data needed flips (nearest rounding alone would miss the minimum)
+  // A kernel on the grid (E == 0 exactly, where the official CUDA kernel reads out of bounds) keeps its
+  // codes, and its neighbour is still flipped.
+  std::vector<float> x = {0, 1, -2, 1, 0, -1, 0, 0, 1, 0.4f, 0.3f, -0.45f, 0.2f, 0.35f, 0.1f, -0.3f, 0.4f, 0.2f};
+  std::vector<float> q(x.size());
+  squant_round(x.data(), 1, 2, 9, -2, 1, {true, true}, q.data());
+  for (size_t i = 0; i < 9; ++i) CHECK(q[i] == x[i]);
+  CHECK(std::fabs(err_sum(q.data() + 9, x.data() + 9, 9)) <= 0.5 + 1e-6);
 }
 
 TEST_CASE("squant: 1x1 kernels skip the kernel pass; the channel pass reaches the brute-force minimum of each channel") {
@@ -424,7 +431,7 @@ TEST_CASE("squant_main: bad input gets one message, a non-zero exit and no outpu
   CHECK(dfq::test::read_text(dir / "log.txt").find("SQuant") != std::string::npos);
 }
 
-TEST_CASE("squant_main / zeroq_main --weight_round squant: short data-free runs save models that load with fixed grids") {
+TEST_CASE("squant_main, zeroq_main / gdfq_main --weight_round squant: short data-free runs save models that load with fixed grids") {
   TempDir dir("squant_run");
   auto m = models::create_model("resnet18", 10, 1, true);
   write_weight_file(dir / "r18.bin", "resnet18", 10, m->state_dict());
@@ -451,4 +458,12 @@ TEST_CASE("squant_main / zeroq_main --weight_round squant: short data-free runs 
   auto z = quant::load_quantized(dir / "z.bin", "resnet18", Device::CPU);
   CHECK(z->config().act_placement == ActPlacement::ReluSites);
   for (size_t i = 0; i < z->weight_layers().size(); ++i) CHECK(z->weight_range(i).defined());
+
+  // gdfq_main: rounded after the last epoch, before its save
+  const std::string gargs = "--weights " + (dir / "r18.bin") + " --bits 4/4 --n_epochs 1 --n_iter 1 --batch_size 2 "
+                            "--warmup_epochs 0 --img_size 32 --weight_round squant --out " + (dir / "g");
+  REQUIRE(dfq::test::run_program(DFQ_GDFQ_MAIN, gargs, dir / "glog.txt") == 0);
+  CHECK(dfq::test::read_text(dir / "glog.txt").find("weights rounded by SQuant") != std::string::npos);
+  auto gq = quant::load_quantized(dir / "g/quantized.bin", "resnet18", Device::CPU);
+  for (size_t i = 0; i < gq->weight_layers().size(); ++i) CHECK(gq->weight_range(i).defined());
 }
