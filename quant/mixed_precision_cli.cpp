@@ -151,6 +151,7 @@ std::vector<int> MpStep::run(MethodRun& run, const std::shared_ptr<models::Model
   std::printf("chosen: %.4f MB, %.3f bits per weight (budget %.4f MB, %.3f), predicted sensitivity (sum of KL) %.4e\n",
               chosen_->size_bits / kBitsPerMB, chosen_->avg_bits(total_params_), budget_bits_ / kBitsPerMB,
               double(budget_bits_) / double(total_params_), chosen_->sensitivity);
+  std::fflush(stdout);  // before the evaluations' progress bars on stderr
   // The independence check: predicted (sum of the layers' KL) against the measured joint KL, and the
   // top-1 of each point's model (A at cfg.abits, calibrated on the distilled batch).
   checks_.clear();
@@ -178,6 +179,7 @@ std::vector<int> MpStep::run(MethodRun& run, const std::shared_ptr<models::Model
                   c.point.sensitivity > 0 ? c.joint_kl / c.point.sensitivity : 0.0,
                   c.top1 < 0 ? "-" : fmt("%.2f", c.top1).c_str());
     }
+    std::fflush(stdout);
   }
   std::string lb;
   for (int v : chosen_->layer_bits) lb += (lb.empty() ? "" : ",") + std::to_string(v);
