@@ -44,19 +44,7 @@ void check_bit_exact(const std::string& label, const std::vector<float>& got, co
 
 Tensor range_of(float lo, float hi) { return Tensor::from_vector({lo, hi}, {2, 1}); }
 
-std::shared_ptr<models::Model> small_resnet(uint64_t seed = 3) {
-  auto m = models::create_model("resnet18", 10, seed, true);
-  // Non-trivial BN statistics, so folding and the statistics losses see real numbers.
-  Generator g(seed + 100);
-  for (auto& [name, bn] : m->bn_layers()) {
-    bn->running_mean.copy_(randn(bn->running_mean.shape(), g, Device::CPU, 0.f, 0.2f));
-    bn->running_var.copy_(rand(bn->running_var.shape(), g, Device::CPU, 0.5f, 2.f));
-    bn->weight.copy_(rand(bn->weight.shape(), g, Device::CPU, 0.5f, 1.5f));
-    bn->bias.copy_(randn(bn->bias.shape(), g, Device::CPU, 0.f, 0.1f));
-  }
-  m->eval();
-  return m;
-}
+std::shared_ptr<models::Model> small_resnet(uint64_t seed = 3) { return dfq::test::resnet18_random_bn(seed, true); }
 }  // namespace
 
 TEST_CASE("quant: the fake-quantizer equals the official code bit for bit (golden)") {

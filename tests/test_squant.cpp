@@ -79,16 +79,7 @@ double err_cost(const float* q, const float* x, size_t n) {
   return s;
 }
 
-std::shared_ptr<models::Model> small_resnet(uint64_t seed = 3) {
-  auto m = models::create_model("resnet18", 10, seed, true);
-  Generator g(seed + 100);
-  for (auto& [name, bn] : m->bn_layers()) {
-    bn->running_mean.copy_(randn(bn->running_mean.shape(), g, Device::CPU, 0.f, 0.2f));
-    bn->running_var.copy_(rand(bn->running_var.shape(), g, Device::CPU, 0.5f, 2.f));
-  }
-  m->eval();
-  return m;
-}
+std::shared_ptr<models::Model> small_resnet(uint64_t seed = 3) { return dfq::test::resnet18_random_bn(seed, false); }
 
 bool bit_equal(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
@@ -401,8 +392,7 @@ TEST_CASE("squant_main: bad input gets one message, a non-zero exit and no outpu
   write_weight_file(dir / "r18.bin", "resnet18", 10, m->state_dict());
   const std::string w = "--weights " + (dir / "r18.bin") + " --img_size 32 --noise_batch 2";
   const std::string outs = " --save " + (dir / "q.bin") + " --json " + (dir / "r.json");
-  struct Case { std::string args, message; int rc; };
-  const std::vector<Case> cases = {
+  const std::vector<dfq::test::RefusalCase> cases = {
       {"--weights " + (dir / "missing.bin"), "missing.bin", 2},
       {w + " --bits 4", "W/A", 2},
       {w + " --mode squant-x", "--mode", 2},
@@ -416,17 +406,7 @@ TEST_CASE("squant_main: bad input gets one message, a non-zero exit and no outpu
       {w + " --out " + (dir / "o"), "--out", 2},
       {"-a vgg16_bn " + w, "not a vgg16_bn", 1},
   };
-  for (const Case& c : cases) {
-    CAPTURE(c.args);
-    const int rc = dfq::test::run_program(sq, c.args + outs, dir / "log.txt");
-    const std::string log = dfq::test::read_text(dir / "log.txt");
-    CAPTURE(log);
-    CHECK(rc == c.rc);
-    CHECK(log.find(c.message) != std::string::npos);
-    CHECK_FALSE(std::filesystem::exists(dir / "q.bin"));
-    CHECK_FALSE(std::filesystem::exists(dir / "r.json"));
-    CHECK_FALSE(std::filesystem::exists(dir / "q.bin.tmp"));
-  }
+  dfq::test::check_refusals(sq, cases, outs, dir / "log.txt", {dir / "q.bin", dir / "r.json"});
   CHECK(dfq::test::run_program(sq, "--help", dir / "log.txt") == 0);
   CHECK(dfq::test::read_text(dir / "log.txt").find("SQuant") != std::string::npos);
 }

@@ -137,4 +137,43 @@ inline std::shared_ptr<models::Model> load_golden_model(const std::string& pth_n
 }
 inline std::shared_ptr<models::Model> load_fmnist_resnet18() { return load_golden_model("fmnist_resnet18.pth", "resnet18"); }
 
+// A program's refusals of bad input: each case's args (+ outs) must exit with rc, print message, and
+// leave none of the output paths (nor their .tmp) behind.
+struct RefusalCase {
+  std::string args, message;
+  int rc;
+};
+inline void check_refusals(const std::string& program, const std::vector<RefusalCase>& cases, const std::string& outs,
+                           const std::string& log_path, const std::vector<std::string>& outputs) {
+  for (const RefusalCase& c : cases) {
+    CAPTURE(c.args);
+    const int rc = run_program(program, c.args + outs, log_path);
+    const std::string log = read_text(log_path);
+    CAPTURE(log);
+    CHECK(rc == c.rc);
+    CHECK(log.find(c.message) != std::string::npos);
+    for (const std::string& o : outputs) {
+      CHECK_FALSE(std::filesystem::exists(o));
+      CHECK_FALSE(std::filesystem::exists(o + ".tmp"));
+    }
+  }
+}
+
+// resnet18 with random BN running statistics (and, with affine, random BN weight and bias), in eval
+// mode: folding, the statistics losses and the quantizers see non-trivial numbers.
+inline std::shared_ptr<models::Model> resnet18_random_bn(uint64_t seed, bool affine) {
+  auto m = models::create_model("resnet18", 10, seed, true);
+  Generator g(seed + 100);
+  for (auto& [name, bn] : m->bn_layers()) {
+    bn->running_mean.copy_(randn(bn->running_mean.shape(), g, Device::CPU, 0.f, 0.2f));
+    bn->running_var.copy_(rand(bn->running_var.shape(), g, Device::CPU, 0.5f, 2.f));
+    if (affine) {
+      bn->weight.copy_(rand(bn->weight.shape(), g, Device::CPU, 0.5f, 1.5f));
+      bn->bias.copy_(randn(bn->bias.shape(), g, Device::CPU, 0.f, 0.1f));
+    }
+  }
+  m->eval();
+  return m;
+}
+
 }  // namespace dfq::test

@@ -199,8 +199,7 @@ TEST_CASE("zeroq_main: bad input gets one message, a non-zero exit and no output
   auto m = models::create_model("resnet18", 10, 1, false);
   write_weight_file(dir / "r18.bin", "resnet18", 10, m->state_dict());
   const std::string outs = " --save " + (dir / "q.bin") + " --json " + (dir / "r.json") + " --out " + (dir / "o");
-  struct Case { std::string args, message; int rc; };
-  std::vector<Case> cases = {
+  std::vector<dfq::test::RefusalCase> cases = {
       {"--weights " + (dir / "missing.bin") + " --iters 1", "missing.bin", 2},
       {"-a vgg16_bn --weights " + (dir / "r18.bin") + " --iters 1", "not a vgg16_bn", 1},
       {"--weights " + (dir / "r18.bin") + " --bits 4", "W/A", 2},
@@ -218,17 +217,7 @@ TEST_CASE("zeroq_main: bad input gets one message, a non-zero exit and no output
   };
   // Without a GPU, --device cuda is refused (never a silent CPU run).
   if (!cuda::available()) cases.push_back({"--weights " + (dir / "r18.bin") + " --iters 1 --device cuda", "cuda", 1});
-  for (const Case& c : cases) {
-    CAPTURE(c.args);
-    const int rc = dfq::test::run_program(zq, c.args + outs, dir / "log.txt");
-    std::string log = dfq::test::read_text(dir / "log.txt");
-    CAPTURE(log);
-    CHECK(rc == c.rc);
-    CHECK(log.find(c.message) != std::string::npos);
-    CHECK_FALSE(std::filesystem::exists(dir / "q.bin"));
-    CHECK_FALSE(std::filesystem::exists(dir / "r.json"));
-    CHECK_FALSE(std::filesystem::exists(dir / "q.bin.tmp"));
-  }
+  dfq::test::check_refusals(zq, cases, outs, dir / "log.txt", {dir / "q.bin", dir / "r.json"});
   // --help works and exits 0.
   CHECK(dfq::test::run_program(zq, "--help", dir / "log.txt") == 0);
   CHECK(dfq::test::read_text(dir / "log.txt").find("ZeroQ") != std::string::npos);
