@@ -1,7 +1,10 @@
 // method_cli.cpp — see method_cli.h.
 #include "quant/method_cli.h"
 
+#include <unistd.h>
+
 #include <cerrno>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -165,6 +168,13 @@ int run_method_main(const std::string& prog, const std::function<void()>& body) 
     return 1;
   }
   return 0;
+}
+
+void prefer_passive_omp_wait(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY")) return;
+  if (::setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
+  ::execv("/proc/self/exe", argv);
+  // exec failed: go on (OpenMP already read its environment; only the speed under load differs)
 }
 
 // ---- run options (resume) --------------------------------------------------------------------------

@@ -91,6 +91,14 @@ class MethodRun {
 // Runs body; an exception prints "prog: message" and returns 1 (3 for a diverged training loop).
 int run_method_main(const std::string& prog, const std::function<void()>& body);
 
+// Call first in main: when the environment does not set OMP_WAIT_POLICY, runs the program again
+// (execv of /proc/self/exe, same arguments) with OMP_WAIT_POLICY=passive. OpenMP reads it once, at
+// start-up, before main. On the shared 2-core machine, threads that spin at every barrier while
+// other processes hold the cores made squant_main's quantization step 2-3 s instead of 0.5-0.9 s and
+// its run 35-60 s instead of 9-15 s (load 5, results identical: no thread count or wait policy
+// changes a result). If the exec fails the program goes on as it is.
+void prefer_passive_omp_wait(char** argv);
+
 // The options of a run that change what it computes, as (flag, value) pairs, written into a
 // checkpoint and compared on --resume.
 using RunOptions = std::vector<std::pair<std::string, std::string>>;

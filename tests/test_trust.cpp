@@ -138,6 +138,8 @@ TEST_CASE("labels: data with more classes than the model's classifier is refused
             {dir / "q.bin"});
   run_cases(DFQ_GDFQ_MAIN, {{w + " --n_iter 1 --batch_size 2 --img_size 16 --out " + (dir / "g"), msg, 1}}, dir,
             {dir / "g/checkpoint.bin"});
+  run_cases(DFQ_SQUANT_MAIN, {{w + " --noise_batch 2 --img_size 16 --save " + (dir / "s.bin"), msg, 1}}, dir,
+            {dir / "s.bin"});
   // a labels file naming class 11 on a flat folder: the same refusal
   fs::create_directories(dir.p / "flat");
   ImageU8 img;

@@ -52,6 +52,7 @@ static const char* kUsage =
     "Output paths are checked before any work. Exit status: 0 done, 1 error, 2 bad flag.\n";
 
 int main(int argc, char** argv) {
+  quant::prefer_passive_omp_wait(argv);  // the quantization step must stay in milliseconds on a loaded machine
   Flags flags(argc, argv, kUsage);
   quant::MethodCli cli(flags, "SQuant", "4/4", "squant");
   const std::string mode = flags.choice("--mode", "squant", {"squant", "squant-k", "squant-c", "squant-e"});
