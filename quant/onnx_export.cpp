@@ -8,6 +8,7 @@
 #include <memory>
 #include <stdexcept>
 
+#include "engine/io/dataset.h"
 #include "engine/kernels/quant_math.h"
 #include "models/mobilenet.h"
 #include "models/resnet.h"
@@ -33,6 +34,27 @@ const char* onnx_profile_name(OnnxProfile p) {
     case OnnxProfile::Float: return "float";
   }
   return "?";
+}
+
+std::pair<float, float> parse_input_range(const std::string& s) {
+  if (s == "fashion-mnist")
+    return {(0.f - FashionMnistDataset::kMean) / FashionMnistDataset::kStd, (1.f - FashionMnistDataset::kMean) / FashionMnistDataset::kStd};
+  if (s == "imagenet") return {(0.f - 0.485f) / 0.229f, (1.f - 0.406f) / 0.225f};  // R's low end, B's high end
+  const size_t comma = s.find(',');
+  size_t a = 0, b = 0;
+  float lo = 0, hi = 0;
+  try {
+    if (comma != std::string::npos) {
+      lo = std::stof(s.substr(0, comma), &a);
+      hi = std::stof(s.substr(comma + 1), &b);
+    }
+  } catch (const std::exception&) {
+    a = 0;
+  }
+  if (comma == std::string::npos || a != comma || b != s.size() - comma - 1 || !(lo < hi) || !std::isfinite(lo) ||
+      !std::isfinite(hi))
+    throw std::invalid_argument("input range '" + s + "' is not fashion-mnist, imagenet or LO,HI with LO < HI");
+  return {lo, hi};
 }
 
 namespace {
@@ -246,6 +268,11 @@ class Builder {
   }
 
   std::string add_quantizer(const std::string& x, const std::string& hint) {
+    if (x == "input" && o_.input_range.first < o_.input_range.second) {  // the preprocessing's range
+      ++out.added_quantizers;
+      const auto [lo, hi] = o_.input_range;
+      return qdq(x, observed_grid(std::min(lo, 0.f), std::max(hi, 0.f), trt()), "input.q");
+    }
     const int id = observers++;
     ++out.added_quantizers;
     if (!observed_) {
@@ -749,10 +776,14 @@ OnnxExport export_onnx(QuantizedModel& q, const OnnxExportOptions& o) {
     runner.run(calib.narrow(i, std::min(o.calib_batch, calib.size(0) - i)), &obs);
   obs.range.resize(size_t(pass1.added_quantizers), {0.f, 0.f});
   OnnxExport e = make(&obs.range);
+  const bool fixed_input = o.input_range.first < o.input_range.second;
   e.notes.push_back(std::to_string(e.added_quantizers) +
                     " 8-bit quantizers added where dfq's graph has none (the image, conv outputs entering an add, "
                     "residual sums, the pooled classifier input), min/max-calibrated on " +
-                    std::to_string(calib.size(0)) + " images");
+                    std::to_string(calib.size(0)) + " images" +
+                    (fixed_input ? " (the image's on the given input range [" + std::to_string(o.input_range.first) + ", " +
+                                       std::to_string(o.input_range.second) + "])"
+                                 : ""));
   return e;
 }
 

@@ -41,7 +41,16 @@ struct OnnxExportOptions {
   OnnxProfile profile = OnnxProfile::Faithful;
   Tensor calib;              // (N,3,H,W) float, CPU: required by ort / trt (their added quantizers)
   int64_t calib_batch = 64;  // images per interpreter pass while calibrating
+  // ort / trt: the image input quantizer's range {lo, hi} when known from the preprocessing
+  // (lo < hi); unset (lo == hi): calibrated on `calib` like the other added quantizers. Distilled
+  // images (ZeroQ) span a far wider range than normalised real ones (fmnist_mobilenet_v2: [-12, 14]
+  // against [-0.81, 2.02]), which costs the input most of its 256 codes.
+  std::pair<float, float> input_range{0.f, 0.f};
 };
+
+// The input range of a named preprocessing: "fashion-mnist" ((0 - mean) / std .. (1 - mean) / std of
+// dfq's loader), "imagenet" (torchvision's mean / std, the widest channel); else "LO,HI". Throws.
+std::pair<float, float> parse_input_range(const std::string& s);
 
 struct OnnxExport {
   onnx::Model model;

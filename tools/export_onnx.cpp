@@ -16,7 +16,7 @@ using namespace dfq;
 static const char* kUsage =
     "usage: export_onnx Q.bin -o MODEL.onnx [--profile faithful|ort|trt|float] [--calib FILE.npy | --calib noise]\n"
     "                   [--img_size N] [--seed N] [--dataset fashion-mnist | --data DIR [--labels FILE]]\n"
-    "                   [--score] [--dump DIR [--dump_images N]] [--json PATH] [--verbose]\n"
+    "                   [--input_range R] [--score] [--dump DIR [--dump_images N]] [--json PATH] [--verbose]\n"
     "Writes a quantized dfq model as an ONNX QDQ graph (opset 13).\n"
     "  -o FILE            the .onnx file to write (written atomically)\n"
     "  --profile P        faithful (default): dfq's fake-quantized graph exactly (Q/DQ where dfq quantizes,\n"
@@ -28,6 +28,9 @@ static const char* kUsage =
     "  --calib SRC        ort / trt: the images that calibrate the quantizers they add (the image input, conv\n"
     "                     outputs entering residual adds, the pooled classifier input): a .npy (N,3,H,W)\n"
     "                     batch (zeroq_main --out writes distilled.npy), or 'noise' (256 images N(0, 1))\n"
+    "  --input_range R    ort / trt: the image quantizer's range from the preprocessing instead of --calib:\n"
+    "                     fashion-mnist, imagenet (torchvision's normalisation) or LO,HI. Distilled images span\n"
+    "                     a far wider range than real ones, which costs the input most of its codes\n"
     "  --img_size N       the size of the --calib noise images (default 224; the graph takes any size)\n"
     "  --seed N           the noise of --calib noise (default 0)\n"
     "  --dataset NAME     evaluation data for --score / --dump: fashion-mnist (the 10,000 test images)\n"
@@ -44,6 +47,7 @@ int main(int argc, char** argv) {
   const std::string out = flags.str("-o", "");
   const std::string profile_s = flags.choice("--profile", "faithful", {"faithful", "ort", "trt", "float"});
   const std::string calib = flags.str("--calib", "");
+  const std::string input_range = flags.str("--input_range", "");
   const long long img_size = flags.integer("--img_size", 0), seed = flags.integer64("--seed", 0);
   const std::string dataset = flags.str("--dataset", ""), data = flags.str("--data", ""), labels = flags.str("--labels", "");
   const std::string json = flags.str("--json", "");
@@ -70,6 +74,15 @@ int main(int argc, char** argv) {
   if (dump_images < 0) flags.fail("--dump_images must be >= 0");
   if (!calib.empty() && calib != "noise" && !std::filesystem::is_regular_file(calib)) flags.fail("--calib " + calib + ": no such file");
   if (img_size < 0) flags.fail("--img_size must be positive");
+  std::pair<float, float> range{0.f, 0.f};
+  if (!input_range.empty()) {
+    if (!needs_calib) flags.fail("--input_range is for the ort / trt profiles");
+    try {
+      range = quant::parse_input_range(input_range);
+    } catch (const std::exception& ex) {
+      flags.fail(std::string("--input_range: ") + ex.what());
+    }
+  }
   if (img_size && calib != "noise") flags.fail("--img_size is the size of the --calib noise images");
   return quant::run_method_main("export_onnx", [&] {
     if (!quant::is_quantized_file(in))
@@ -79,6 +92,7 @@ int main(int argc, char** argv) {
     std::printf("%s: %s, %s\n", in.c_str(), q->model().arch.c_str(), q->config().str().c_str());
     quant::OnnxExportOptions o;
     o.profile = profile;
+    o.input_range = range;
     if (!calib.empty()) {
       if (calib == "noise") {
         Generator gen(static_cast<uint64_t>(seed));
