@@ -501,3 +501,27 @@ TEST_CASE("sym: mixed precision's sensitivity follows the scheme") {
   CHECK(ka != ks);
   CHECK_THROWS_WITH(measure_sensitivity(*m, x, {1, 4}, nullptr, WeightScheme::Sym), doctest::Contains("at least 2 bits"));
 }
+
+TEST_CASE("sym: zeroq_main / squant_main --weight_scheme sym --save --packed write packed symmetric models that evaluate loads") {
+  TempDir dir("sym_mains");
+  auto m = models::create_model("resnet18", 10, 1, true);
+  write_weight_file(dir / "r18.bin", "resnet18", 10, m->state_dict());
+  struct Run { const char* prog; std::string args; };
+  const Run runs[] = {{DFQ_ZEROQ_MAIN, " --iters 2 --batch_size 2 --img_size 32"}, {DFQ_SQUANT_MAIN, " --noise_batch 4 --img_size 32"}};
+  for (const Run& r : runs) {
+    CAPTURE(r.prog);
+    const std::string args = "--weights " + (dir / "r18.bin") + " --bits 4/4 --weight_scheme sym" + r.args + " --save " +
+                             (dir / "q.bin") + " --packed --json " + (dir / "r.json");
+    REQUIRE(dfq::test::run_program(r.prog, args, dir / "log.txt") == 0);
+    const std::string log = dfq::test::read_text(dir / "log.txt");
+    CAPTURE(log);
+    CHECK(log.find("W4A4 (sym weights") != std::string::npos);
+    CHECK(log.find("per channel, symmetric") != std::string::npos);
+    CHECK(log.find("(packed: integer weight codes)") != std::string::npos);
+    CHECK(dfq::test::read_text(dir / "r.json").find("\"weight_scheme\": \"sym\"") != std::string::npos);
+    CHECK(is_packed_file(dir / "q.bin"));
+    auto q = load_quantized(dir / "q.bin", "resnet18", Device::CPU);
+    CHECK(q->config().weight_scheme == WeightScheme::Sym);
+    for (size_t i = 0; i < q->weight_layers().size(); ++i) CHECK(q->pinned(i));
+  }
+}
