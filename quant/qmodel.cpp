@@ -54,16 +54,16 @@ std::string QuantConfig::str() const {
       w += (w.empty() ? "" : ",") + std::to_string(bits);
       counts += (counts.empty() ? "" : ", ") + std::to_string(count) + " at W" + std::to_string(bits);
     }
-    std::snprintf(buf, sizeof buf, "W{%s}A%d (mixed weight bits per layer: %s; %s weights, bias %s, BN %s, %s ranges, STE %s%s)",
+    std::snprintf(buf, sizeof buf,
+                  "W{%s}A%d (mixed weight bits per layer: %s; %s weights, bias %s, BN %s, %s ranges, STE %s%s)",
                   w.c_str(), abits, counts.c_str(), weight_scheme_name(weight_scheme), b(bias_bits).c_str(),
-                  fold_bn ? "folded" : "unfolded",
-                  observer_name(observer), ste_name(ste),
+                  fold_bn ? "folded" : "unfolded", observer_name(observer), ste_name(ste),
                   act_placement == ActPlacement::LayerInputs ? ", activations at conv / linear inputs" : "");
     return buf;
   }
   std::snprintf(buf, sizeof buf, "W%dA%d (%s weights, bias %s, first/last layer W%d, BN %s, %s ranges, STE %s%s)", wbits,
-                abits, weight_scheme_name(weight_scheme), b(bias_bits).c_str(), first_last_bits ? first_last_bits : wbits, fold_bn ? "folded" : "unfolded",
-                observer_name(observer), ste_name(ste),
+                abits, weight_scheme_name(weight_scheme), b(bias_bits).c_str(), first_last_bits ? first_last_bits : wbits,
+                fold_bn ? "folded" : "unfolded", observer_name(observer), ste_name(ste),
                 act_placement == ActPlacement::LayerInputs ? ", activations at conv / linear inputs" : "");
   return buf;
 }

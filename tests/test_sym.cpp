@@ -14,7 +14,6 @@
 #include <string>
 #include <vector>
 
-#include "engine/io/image.h"
 #include "engine/io/weights.h"
 #include "models/registry.h"
 #include "quant/mixed_precision.h"
@@ -54,6 +53,14 @@ float sym_reference(int bits, float lo, float hi, float x) {
 }
 
 std::shared_ptr<models::Model> small_resnet(uint64_t seed = 3) { return dfq::test::resnet18_random_bn(seed, true); }
+
+QuantConfig config(int wbits, int abits, WeightScheme s) {
+  QuantConfig c;
+  c.wbits = wbits;
+  c.abits = abits;
+  c.weight_scheme = s;
+  return c;
+}
 
 // The weight a layer's forward uses: its hook applied to its latent weight.
 std::vector<Tensor> forward_weights(models::Model& m) {
@@ -186,10 +193,7 @@ TEST_CASE("sym: the quantized model uses the symmetric grid, says so, and saves 
   auto m = small_resnet();
   Generator g(5);
   Tensor x = randn({3, 3, 32, 32}, g);
-  QuantConfig c;
-  c.wbits = 4;
-  c.abits = 8;
-  c.weight_scheme = WeightScheme::Sym;
+  QuantConfig c = config(4, 8, WeightScheme::Sym);
   QuantizedModel q(m, c);
   CHECK(c.str().find("sym weights") != std::string::npos);
   CHECK(q.coverage_report().find("per channel, symmetric") != std::string::npos);
@@ -242,10 +246,7 @@ TEST_CASE("codes: dequantize_codes(weight_codes(i)) is the forward's weight bit 
         CAPTURE(std::string(weight_scheme_name(s)));
         CAPTURE(bits);
         CAPTURE(fixed);
-        QuantConfig c;
-        c.wbits = bits;
-        c.abits = 32;
-        c.weight_scheme = s;
+        QuantConfig c = config(bits, 32, s);
         QuantizedModel q(m, c);
         if (fixed) fix_narrow_grids(q);
         const auto fw = forward_weights(*m);
@@ -298,10 +299,7 @@ TEST_CASE("packed: a packed file gives exactly the float file's logits (both sch
     CAPTURE(k.bits);
     CAPTURE(std::string(weight_scheme_name(k.s)));
     auto m = small_resnet();
-    QuantConfig c;
-    c.wbits = k.bits;
-    c.abits = 8;
-    c.weight_scheme = k.s;
+    QuantConfig c = config(k.bits, 8, k.s);
     if (k.mixed) {  // 2..8 bits, one layer at 16 (stays float32 in the packed file)
       const int cycle[] = {2, 3, 4, 5, 6, 8, 7};
       for (size_t i = 0; i < 21; ++i) c.layer_wbits.push_back(cycle[i % 7]);
@@ -353,10 +351,7 @@ TEST_CASE("packed: a packed file gives exactly the float file's logits (both sch
 TEST_CASE("packed: mis-shaped, missing, corrupt or mixed code tensors are refused with a clear message") {
   TempDir dir("packed_bad");
   auto m = small_resnet();
-  QuantConfig c;
-  c.wbits = 4;
-  c.abits = 8;
-  c.weight_scheme = WeightScheme::Sym;
+  QuantConfig c = config(4, 8, WeightScheme::Sym);
   QuantizedModel q(m, c);
   q.save(dir / "p.bin", true);
   REQUIRE_NOTHROW(load_quantized(dir / "p.bin", "", Device::CPU));
@@ -422,9 +417,7 @@ TEST_CASE("packed: mis-shaped, missing, corrupt or mixed code tensors are refuse
 TEST_CASE("packed: a W4 resnet18 file is about 1/8 of the float one, plus BN and scales; pack_weights and evaluate --verbose") {
   TempDir dir("packed_size");
   auto m = small_resnet();
-  QuantConfig c;
-  c.wbits = 4;
-  c.abits = 8;
+  QuantConfig c = config(4, 8, WeightScheme::Asym);
   QuantizedModel q(m, c);
   q.save(dir / "f.bin");
   q.save(dir / "p.bin", true);
@@ -461,13 +454,7 @@ TEST_CASE("packed: a W4 resnet18 file is about 1/8 of the float one, plus BN and
                              {dir / "f.bin " + dir / "p.bin", "exactly one input", 2}},
                             " -o " + (dir / "out.bin"), dir / "log.txt", {dir / "out.bin"});
   // evaluate --verbose: the scheme, the file size, the float32 size and the bytes per weight.
-  for (int cls = 0; cls < 2; ++cls) {
-    std::filesystem::create_directories(dir.p / "val" / ("c" + std::to_string(cls)));
-    ImageU8 img;
-    img.h = img.w = 12;
-    img.data.assign(12 * 12 * 3, uint8_t(60 + 80 * cls));
-    save_png((dir.p / "val" / ("c" + std::to_string(cls)) / "a.png").string(), img);
-  }
+  dfq::test::write_two_class_folder(dir.p / "val");
   REQUIRE(dfq::test::run_program(DFQ_EVALUATE, "--weights " + (dir / "p.bin") + " --data " + (dir / "val") + " --verbose",
                                  dir / "log.txt") == 0);
   log = dfq::test::read_text(dir / "log.txt");
@@ -490,10 +477,7 @@ TEST_CASE("sym: mixed precision's sensitivity follows the scheme") {
       NoGradGuard ng;
       ref = m->forward(x).to_vector();
     }
-    QuantConfig c;
-    c.wbits = 3;
-    c.abits = 32;
-    c.weight_scheme = s;
+    QuantConfig c = config(3, 32, s);
     QuantizedModel q(m, c);
     const double kl = mean_kl(ref, logits(q, x), 2, 10);
     CHECK(kl == (s == WeightScheme::Sym ? ks : ka));
