@@ -36,6 +36,7 @@ MethodCli::MethodCli(Flags& flags, std::string method_name, const std::string& d
   out = flags.str("--out", "");
   json = flags.str("--json", "");
   device = flags.choice("--device", "cpu", {"cpu", "cuda"});
+  packed = flags.boolean("--packed");
 }
 
 void MethodCli::validate(const Flags& flags) {
@@ -52,6 +53,7 @@ void MethodCli::validate(const Flags& flags) {
       flags.fail("--weights " + weights + ": " + ex.what());
     }
   }
+  if (packed && save.empty()) flags.fail("--packed needs --save FILE (it says how --save writes the weights)");
   if (!dataset.empty() && !data.empty()) flags.fail("give either --dataset or --data, not both");
   if (!dataset.empty() && dataset != "fashion-mnist") flags.fail("unknown --dataset '" + dataset + "' (known: fashion-mnist)");
   if (!data.empty() && !fs::is_directory(data)) flags.fail("--data " + data + ": not a folder");
@@ -82,6 +84,7 @@ MethodRun::MethodRun(const MethodCli& cli) : cli_(cli), t0_(std::chrono::steady_
   // follow those bits (README "Reproducibility"): the user is told which one runs.
   if (dev_ == Device::CPU) std::printf("CPU BLAS: %s\n", blas_description().c_str());
   json_.str("method", cli.method).str("arch", cli.arch).str("bits", cli.bits_str()).num("seed", double(cli.seed));
+  json_.str("weight_scheme", weight_scheme_name(cli.cfg.weight_scheme));
 }
 
 std::shared_ptr<models::Model> MethodRun::load_model() {
@@ -130,8 +133,8 @@ void MethodRun::report_quantization(const QuantizedModel& q) {
 
 void MethodRun::save(const QuantizedModel& q) {
   if (cli_.save.empty()) return;
-  q.save(cli_.save);
-  std::printf("quantized model saved to %s\n", cli_.save.c_str());
+  q.save(cli_.save, cli_.packed);
+  std::printf("quantized model saved to %s%s\n", cli_.save.c_str(), cli_.packed ? " (packed: integer weight codes)" : "");
 }
 
 void MethodRun::finish(const std::string& quantized_label) {

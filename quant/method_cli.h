@@ -1,6 +1,7 @@
 // method_cli.h — the harness every method main (zeroq_main, gdfq_main, and the methods to come)
 // is built on, so that what they share is written once:
-//  - MethodCli declares the shared flags (model, data, bits, seed, outputs, device) and checks
+//  - MethodCli declares the shared flags (model, data, bits and weight scheme, seed, outputs
+//    (--packed: --save writes integer weight codes), device) and checks
 //    every value before any work: numbers, enumerations, that --data is a folder, that the
 //    weight file exists, and that --save / --json / --out can be written (a probe file is
 //    created and removed), so a bad path fails in a second, not after the distillation;
@@ -46,6 +47,7 @@ struct MethodCli {
 
   std::string method;  // "ZeroQ", "GDFQ"
   std::string arch, weights, dataset, data, labels, save, out, json, device;
+  bool packed = false;  // --packed: --save writes integer weight codes (docs/weights_format.md)
   long long seed = 0, img_size = 0, eval_batch = 256;
   BitFlags bit_flags;
   QuantConfig cfg;  // valid after validate()
@@ -68,7 +70,7 @@ class MethodRun {
   // The JSON report, pre-filled with method, arch, bits, seed, fp_* (once evaluate_float ran);
   // finish() adds q_* (of the last evaluate_quantized unless the method set them), seconds.
   JsonReport& json() { return json_; }
-  // Saves q to --save (if given) and prints where; call at the end.
+  // Saves q to --save (if given; packed with --packed) and prints where; call at the end.
   // Prints q.coverage_report() and records the counts in the JSON (quantized_convs,
   // quantized_linears, act_sites, float_convs_linears).
   void report_quantization(const QuantizedModel& q);

@@ -39,13 +39,13 @@ class WeightOverride {
   WeightOverride(const WeightOverride&) = delete;
   WeightOverride& operator=(const WeightOverride&) = delete;
   size_t size() const { return slots_.size(); }
-  // Layer i's weight at `bits` (>= 32: float, no hook).
-  void set(size_t i, int bits) {
+  // Layer i's weight at `bits` (>= 32: float, no hook) on the scheme's grid.
+  void set(size_t i, int bits, WeightScheme scheme) {
     if (bits >= 32) {
       *slots_[i].hook = nullptr;
       return;
     }
-    Tensor q = quantize_weight(*slots_[i].weight, bits).detach();
+    Tensor q = quantize_weight(*slots_[i].weight, bits, Ste::Identity, scheme).detach();
     *slots_[i].hook = [q](const Tensor&) { return q; };
   }
   void clear() {
@@ -99,9 +99,9 @@ double mean_kl(const std::vector<float>& p_logits, const std::vector<float>& q_l
 }
 
 Sensitivity measure_sensitivity(models::Model& model, const Tensor& data, const std::vector<int>& bits,
-                                const std::function<void(int64_t, int64_t)>& on_step) {
+                                const std::function<void(int64_t, int64_t)>& on_step, WeightScheme scheme) {
   if (bits.empty()) throw std::invalid_argument("measure_sensitivity: no candidate bit-widths");
-  for (int b : bits) check_bits(b, "mixed-precision candidate");
+  for (int b : bits) check_weight_bits(b, scheme, "mixed-precision candidate");
   WeightOverride ov(model);
   const std::vector<float> ref = logits_of(model, data);
   const int64_t rows = data.size(0), classes = int64_t(ref.size()) / rows;
@@ -112,22 +112,22 @@ Sensitivity measure_sensitivity(models::Model& model, const Tensor& data, const 
   int64_t done = 0;
   for (size_t i = 0; i < ov.size(); ++i) {
     for (size_t j = 0; j < bits.size(); ++j) {
-      ov.set(i, bits[j]);
+      ov.set(i, bits[j], scheme);
       s.omega[i][j] = bits[j] >= 32 ? 0.0 : mean_kl(ref, logits_of(model, data), rows, classes);
       if (on_step) on_step(++done, total);
     }
-    ov.set(i, 32);
+    ov.set(i, 32, scheme);
   }
   return s;
 }
 
-double joint_sensitivity(models::Model& model, const Tensor& data, const std::vector<int>& layer_bits) {
+double joint_sensitivity(models::Model& model, const Tensor& data, const std::vector<int>& layer_bits, WeightScheme scheme) {
   WeightOverride ov(model);
   if (layer_bits.size() != ov.size())
     throw std::invalid_argument("joint_sensitivity: " + std::to_string(layer_bits.size()) + " bit-widths for " +
                                 std::to_string(ov.size()) + " layers");
   const std::vector<float> ref = logits_of(model, data);
-  for (size_t i = 0; i < ov.size(); ++i) ov.set(i, layer_bits[i]);
+  for (size_t i = 0; i < ov.size(); ++i) ov.set(i, layer_bits[i], scheme);
   const std::vector<float> q = logits_of(model, data);
   return mean_kl(ref, q, data.size(0), int64_t(ref.size()) / data.size(0));
 }

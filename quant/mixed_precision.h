@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "models/model.h"
+#include "quant/quantizer.h"
 
 namespace dfq::quant {
 
@@ -46,17 +47,20 @@ std::vector<MpLayer> mp_layers(const models::Model& m);
 // A row with a non-finite logit makes it +inf.
 double mean_kl(const std::vector<float>& p_logits, const std::vector<float>& q_logits, int64_t rows, int64_t classes);
 
-// omega[i][j] = Omega_i(bits[j]) on `data` (N,3,H,W). on_step(done, total) after each forward.
+// omega[i][j] = Omega_i(bits[j]) on `data` (N,3,H,W), the weights on the scheme's grid. on_step(done,
+// total) after each forward.
 struct Sensitivity {
   std::vector<int> bits;                    // the candidates, as given
   std::vector<std::vector<double>> omega;   // [layer][candidate]
 };
 Sensitivity measure_sensitivity(models::Model& model, const Tensor& data, const std::vector<int>& bits,
-                                const std::function<void(int64_t, int64_t)>& on_step = nullptr);
+                                const std::function<void(int64_t, int64_t)>& on_step = nullptr,
+                                WeightScheme scheme = WeightScheme::Asym);
 
 // The measured counterpart of a frontier point's predicted sum of Omega: the KL on `data` with every
 // layer's weight at its layer_bits at once (32 and above: float), activations float.
-double joint_sensitivity(models::Model& model, const Tensor& data, const std::vector<int>& layer_bits);
+double joint_sensitivity(models::Model& model, const Tensor& data, const std::vector<int>& layer_bits,
+                         WeightScheme scheme = WeightScheme::Asym);
 
 // The choice the DP solves: per layer its weight elements, the bit-widths it may take, and the
 // sensitivity of each (a layer pinned to one width, e.g. --first_last_8, has one candidate).

@@ -131,7 +131,8 @@ std::vector<int> MpStep::run(MethodRun& run, const std::shared_ptr<models::Model
   title_ = title;
   {
     Progress bar("sensitivity", int64_t(layers_.size() * measured_bits_.size()));
-    sens_ = measure_sensitivity(*model, distilled, measured_bits_, [&bar](int64_t done, int64_t) { bar.update(done); });
+    sens_ = measure_sensitivity(*model, distilled, measured_bits_, [&bar](int64_t done, int64_t) { bar.update(done); },
+                                cfg.weight_scheme);
     bar.finish();
   }
   frontier_ = solve_frontier(make_problem(layers_, sens_, flags_.bits, pinned_));
@@ -159,7 +160,7 @@ std::vector<int> MpStep::run(MethodRun& run, const std::shared_ptr<models::Model
     Check c;
     c.budget_avg_bits = b;
     c.point = frontier_.best_within(int64_t(std::floor(b * double(total_params_))));
-    c.joint_kl = joint_sensitivity(*model, distilled, c.point.layer_bits);
+    c.joint_kl = joint_sensitivity(*model, distilled, c.point.layer_bits, cfg.weight_scheme);
     if (run.data()) {
       QuantConfig qc = cfg;
       qc.layer_wbits = c.point.layer_bits;

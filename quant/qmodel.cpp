@@ -4,11 +4,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <set>
 #include <stdexcept>
 
 #include "engine/io/weights.h"
+#include "engine/kernels/quant_math.h"
 #include "models/registry.h"
+#include "quant/weight_codes.h"
 
 namespace dfq::quant {
 
@@ -16,11 +19,14 @@ namespace {
 const char* kConfigName = "quant.config";
 const char* kRangesName = "quant.act_ranges";
 // Optional tensors: per-layer weight bits (mixed precision), the bits of each layer-input activation
-// quantizer (present = ActPlacement::LayerInputs, SQuant) and a layer's fixed weight grid (SQuant
-// rounding). A file that has any of them says version 2, so that a dfq from before them refuses it
-// instead of reading it as a uniform, ReLU-site, min/max-grid model; version-1 files load as before.
+// quantizer (present = ActPlacement::LayerInputs, SQuant), a layer's fixed weight grid (SQuant
+// rounding), the symmetric weight scheme ({1}; absent = asym) and integer weight codes (a packed
+// file, weight_codes.h). A file that has any of them says version 2, so that a dfq from before them
+// refuses it instead of reading it as a uniform, ReLU-site, min/max-grid, asymmetric float model;
+// version-1 files load as before.
 const char* kLayerBitsName = "quant.layer_wbits";
 const char* kInputBitsName = "quant.input_act_bits";
+const char* kSchemeName = "quant.weight_scheme";
 const std::string kWeightRangePrefix = "quant.weight_range.";
 constexpr int64_t kFormatVersion = 1, kFormatVersionExtended = 2;
 
@@ -48,15 +54,16 @@ std::string QuantConfig::str() const {
       w += (w.empty() ? "" : ",") + std::to_string(bits);
       counts += (counts.empty() ? "" : ", ") + std::to_string(count) + " at W" + std::to_string(bits);
     }
-    std::snprintf(buf, sizeof buf, "W{%s}A%d (mixed weight bits per layer: %s; bias %s, BN %s, %s ranges, STE %s%s)",
-                  w.c_str(), abits, counts.c_str(), b(bias_bits).c_str(), fold_bn ? "folded" : "unfolded",
-                  observer_name(observer), ste_name(ste),
+    std::snprintf(buf, sizeof buf,
+                  "W{%s}A%d (mixed weight bits per layer: %s; %s weights, bias %s, BN %s, %s ranges, STE %s%s)",
+                  w.c_str(), abits, counts.c_str(), weight_scheme_name(weight_scheme), b(bias_bits).c_str(),
+                  fold_bn ? "folded" : "unfolded", observer_name(observer), ste_name(ste),
                   act_placement == ActPlacement::LayerInputs ? ", activations at conv / linear inputs" : "");
     return buf;
   }
-  std::snprintf(buf, sizeof buf, "W%dA%d (bias %s, first/last layer W%d, BN %s, %s ranges, STE %s%s)", wbits, abits,
-                b(bias_bits).c_str(), first_last_bits ? first_last_bits : wbits, fold_bn ? "folded" : "unfolded",
-                observer_name(observer), ste_name(ste),
+  std::snprintf(buf, sizeof buf, "W%dA%d (%s weights, bias %s, first/last layer W%d, BN %s, %s ranges, STE %s%s)", wbits,
+                abits, weight_scheme_name(weight_scheme), b(bias_bits).c_str(), first_last_bits ? first_last_bits : wbits,
+                fold_bn ? "folded" : "unfolded", observer_name(observer), ste_name(ste),
                 act_placement == ActPlacement::LayerInputs ? ", activations at conv / linear inputs" : "");
   return buf;
 }
@@ -76,7 +83,8 @@ BitFlags::BitFlags(Flags& flags, const std::string& default_bits, const std::str
       qa(flags.integer("-qa", 0)),
       qb(flags.integer("-qb", 32)),
       first_last_8(flags.boolean("--first_last_8")),
-      weight_round(flags.choice("--weight_round", default_round, {"nearest", "squant"})) {}
+      weight_round(flags.choice("--weight_round", default_round, {"nearest", "squant"})),
+      weight_scheme(flags.choice("--weight_scheme", "asym", {"asym", "sym"})) {}
 
 QuantConfig BitFlags::config(const Flags& flags) const {
   QuantConfig cfg;
@@ -85,7 +93,8 @@ QuantConfig BitFlags::config(const Flags& flags) const {
     if (qw) cfg.wbits = int(qw);
     if (qa) cfg.abits = int(qa);
     cfg.bias_bits = int(qb);
-    check_bits(cfg.wbits, "-qw");
+    cfg.weight_scheme = parse_weight_scheme(weight_scheme);
+    check_weight_bits(cfg.wbits, cfg.weight_scheme, "--bits / -qw with --weight_scheme");
     check_bits(cfg.abits, "-qa");
     check_bits(cfg.bias_bits, "-qb");
   } catch (const std::exception& ex) {
@@ -140,11 +149,11 @@ void fold_batch_norms(models::Model& m) {
 
 QuantizedModel::QuantizedModel(std::shared_ptr<models::Model> model, const QuantConfig& cfg, bool weights_already_folded)
     : model_(std::move(model)), cfg_(cfg) {
-  check_bits(cfg.wbits, "weight bits");
+  check_weight_bits(cfg.wbits, cfg.weight_scheme, "weight bits");
   check_bits(cfg.abits, "activation bits");
   check_bits(cfg.bias_bits, "bias bits");
-  if (cfg.first_last_bits) check_bits(cfg.first_last_bits, "first/last layer bits");
-  for (int v : cfg.layer_wbits) check_bits(v, "per-layer weight bits");
+  if (cfg.first_last_bits) check_weight_bits(cfg.first_last_bits, cfg.weight_scheme, "first/last layer bits");
+  for (int v : cfg.layer_wbits) check_weight_bits(v, cfg.weight_scheme, "per-layer weight bits");
   const size_t layers = model_->conv_layers().size() + model_->linear_layers().size();
   if (!cfg.layer_wbits.empty() && cfg.layer_wbits.size() != layers)
     throw std::invalid_argument("per-layer weight bits: " + std::to_string(cfg.layer_wbits.size()) + " given, " +
@@ -160,14 +169,19 @@ QuantizedModel::QuantizedModel(std::shared_ptr<models::Model> model, const Quant
   const auto& lins = model_->linear_layers();
   const size_t n_layers = convs.size() + lins.size();
   wranges_->assign(n_layers, Tensor());
+  pinned_->assign(n_layers, 0);
+  pinned_codes_.assign(n_layers, WeightCodes{});
   auto install = [&](auto* layer, size_t index, bool first_or_last) {
     const int bits = layer_bits(index, first_or_last);
     const int bb = cfg.bias_bits;
     const Ste ste = cfg.ste;
-    layer->weight_hook = [bits, ste, index, wc = wcache_, wr = wranges_](const Tensor& w) {
+    const WeightScheme ws = cfg.weight_scheme;
+    layer->weight_hook = [bits, ste, ws, index, wc = wcache_, wr = wranges_, pin = pinned_](const Tensor& w) {
+      // A pinned layer's weight holds its codes' values already: used as it is, never trained.
+      if ((*pin)[index]) return w.detach();
       auto quantize = [&] {
         const Tensor& r = (*wr)[index];
-        return r.defined() && bits < 32 ? fake_quantize(w, bits, r, ste) : quantize_weight(w, bits, ste);
+        return r.defined() && bits < 32 ? fake_quantize(w, bits, r, ste, ws) : quantize_weight(w, bits, ste, ws);
       };
       if (!wc->on || grad_enabled()) return quantize();
       auto it = wc->q.find(w.data<float>());
@@ -219,12 +233,61 @@ std::vector<QuantizedModel::WeightLayer> QuantizedModel::weight_layers() const {
 
 void QuantizedModel::fix_weight_range(size_t layer, const Tensor& range) {
   if (layer >= wranges_->size()) throw std::out_of_range("fix_weight_range: no weight layer " + std::to_string(layer));
+  if (pinned(layer))
+    throw std::logic_error("fix_weight_range: " + weight_layers()[layer].name +
+                           " is pinned to integer codes (a packed file's layer); its grid cannot change");
   if (range.defined()) {
     const Tensor w = weight_layers()[layer].weight;
     if (range.dtype() != DType::F32 || range.shape() != Shape{2, w.size(0)} || range.device() != w.device())
       throw std::invalid_argument("fix_weight_range: range " + range.str() + " does not fit weight " + w.str());
   }
   (*wranges_)[layer] = range.defined() ? range.contiguous().detach() : Tensor();
+}
+
+WeightCodes QuantizedModel::weight_codes(size_t layer) const {
+  if (layer >= wranges_->size()) throw std::out_of_range("weight_codes: no weight layer " + std::to_string(layer));
+  const WeightLayer L = weight_layers()[layer];
+  if (L.bits >= 32) throw std::invalid_argument("weight_codes: " + L.name + " is not quantized (32 bits: float)");
+  const Tensor w = L.weight.detach().to(Device::CPU).contiguous();
+  if (pinned(layer)) {  // its own codes, once the weight is checked to still hold them
+    const WeightCodes& c = pinned_codes_[layer];
+    const std::vector<float> want = dequantize_codes(c, w.shape()).to_vector(), got = w.to_vector();
+    if (std::memcmp(want.data(), got.data(), got.size() * sizeof(float)) != 0)
+      throw std::logic_error("weight_codes: " + L.name + "'s weight was changed after it was pinned to integer codes");
+    return c;
+  }
+  const int64_t K = w.size(0), per = w.numel() / K;
+  const Tensor& fixed = (*wranges_)[layer];
+  const std::vector<float> r = fixed.defined() ? fixed.to_vector() : minmax_rows(w, K).to_vector();
+  const std::vector<float> v = w.to_vector();
+  const bool sym = cfg_.weight_scheme == WeightScheme::Sym;
+  WeightCodes c{cfg_.weight_scheme, L.bits, K, per, std::vector<int32_t>(v.size()), std::vector<float>(size_t(K)),
+                std::vector<float>(size_t(K))};
+  for (int64_t k = 0; k < K; ++k) {
+    const QuantParams p = grid_params(L.bits, sym, r[size_t(k)], r[size_t(K + k)]);  // as the fake_quant kernel
+    c.scale[size_t(k)] = p.scale;
+    c.zero[size_t(k)] = p.zero;
+    for (int64_t j = 0; j < per; ++j) c.q[size_t(k * per + j)] = int32_t(quant_code(p, v[size_t(k * per + j)]));
+  }
+  return c;
+}
+
+void QuantizedModel::pin_codes(size_t layer, const WeightCodes& codes) {
+  if (layer >= wranges_->size()) throw std::out_of_range("pin_codes: no weight layer " + std::to_string(layer));
+  const WeightLayer L = weight_layers()[layer];
+  if (codes.bits != L.bits || codes.scheme != cfg_.weight_scheme)
+    throw std::invalid_argument("pin_codes: " + L.name + " is at " + std::to_string(L.bits) + " bits " +
+                                weight_scheme_name(cfg_.weight_scheme) + ", the codes are " + std::to_string(codes.bits) +
+                                "-bit " + weight_scheme_name(codes.scheme));
+  const Tensor w = dequantize_codes(codes, L.weight.shape());  // checks the codes and the shape
+  {
+    NoGradGuard ng;
+    Tensor lw = L.weight;
+    lw.copy_(w);
+  }
+  (*wranges_)[layer] = Tensor();
+  (*pinned_)[layer] = 1;
+  pinned_codes_[layer] = codes;
 }
 
 QuantizedModel::~QuantizedModel() {
@@ -284,9 +347,12 @@ std::string QuantizedModel::coverage_report() const {
     bits += avg;
   }
   std::string fixed;
-  int n_fixed = 0;
+  int n_fixed = 0, n_pinned = 0;
   for (const Tensor& r : *wranges_) n_fixed += r.defined() ? 1 : 0;
+  for (char p : *pinned_) n_pinned += p ? 1 : 0;
   if (n_fixed) fixed = " (" + std::to_string(n_fixed) + " on fixed grids)";
+  if (n_pinned) fixed += " (" + std::to_string(n_pinned) + " from integer codes)";
+  fixed = std::string(cfg_.weight_scheme == WeightScheme::Sym ? ", symmetric" : ", asymmetric") + fixed;
   const bool inputs = cfg_.act_placement == ActPlacement::LayerInputs;
   std::string s = "quantized: " + std::to_string(c.convs) + " of " + std::to_string(c.convs_total) + " convs and " +
                   std::to_string(c.linears) + " of " + std::to_string(c.linears_total) + " linears at " + bits +
@@ -319,19 +385,37 @@ void QuantizedModel::unfreeze() {
   for (auto& a : acts_) a.unfreeze();
 }
 
-void QuantizedModel::save(const std::string& path) const {
-  auto tensors = model_->state_dict();
+void QuantizedModel::save(const std::string& path, bool packed) const {
+  const std::vector<WeightLayer> layers = weight_layers();
+  // Which layers go as integer codes: packed, every quantized layer of at most 8 bits (all or none).
+  std::vector<char> as_codes(layers.size(), 0);
+  bool any_codes = false;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    as_codes[i] = packed && layers[i].bits <= kMaxPackedBits ? 1 : 0;
+    any_codes = any_codes || as_codes[i];
+    if (pinned(i) && !as_codes[i])
+      throw std::invalid_argument("save " + path + ": " + layers[i].name +
+                                  " holds integer codes (loaded from a packed file): save the model packed");
+  }
+  std::set<std::string> coded_weights;
+  for (size_t i = 0; i < layers.size(); ++i)
+    if (as_codes[i]) coded_weights.insert(layers[i].name + ".weight");
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (auto& [name, t] : model_->state_dict())
+    if (!coded_weights.count(name)) tensors.push_back({name, t});
   std::vector<int64_t> conf = {kFormatVersion, cfg_.wbits, cfg_.abits, cfg_.bias_bits, cfg_.first_last_bits,
                                cfg_.fold_bn ? 1 : 0, cfg_.observer == Observer::Ema ? 1 : 0,
                                cfg_.ste == Ste::Clip ? 1 : 0};
   bool fixed_grid = false;
-  for (const Tensor& r : *wranges_) fixed_grid = fixed_grid || r.defined();
-  if (!cfg_.layer_wbits.empty() || cfg_.act_placement == ActPlacement::LayerInputs || fixed_grid)
+  for (size_t i = 0; i < layers.size(); ++i) fixed_grid = fixed_grid || ((*wranges_)[i].defined() && !as_codes[i]);
+  const bool sym = cfg_.weight_scheme == WeightScheme::Sym;
+  if (!cfg_.layer_wbits.empty() || cfg_.act_placement == ActPlacement::LayerInputs || fixed_grid || sym || any_codes)
     conf[0] = kFormatVersionExtended;
   if (!cfg_.layer_wbits.empty()) {
     std::vector<int64_t> lb(cfg_.layer_wbits.begin(), cfg_.layer_wbits.end());
     tensors.push_back({kLayerBitsName, Tensor::from_vector_i64(lb, {int64_t(lb.size())})});
   }
+  if (sym) tensors.push_back({kSchemeName, Tensor::from_vector_i64({1}, {1})});
   tensors.push_back({kConfigName, Tensor::from_vector_i64(conf, {int64_t(conf.size())})});
   std::vector<float> ranges;
   for (const auto& a : acts_) {
@@ -344,14 +428,27 @@ void QuantizedModel::save(const std::string& path) const {
     for (const auto& a : acts_) ab.push_back(a.bits());
     tensors.push_back({kInputBitsName, Tensor::from_vector_i64(ab, {int64_t(ab.size())})});
   }
-  const std::vector<WeightLayer> layers = weight_layers();
-  for (size_t i = 0; i < layers.size(); ++i)
-    if ((*wranges_)[i].defined()) tensors.push_back({kWeightRangePrefix + layers[i].name, (*wranges_)[i].to(Device::CPU)});
+  for (size_t i = 0; i < layers.size(); ++i) {
+    if (as_codes[i]) {  // the codes carry the grid: no weight range beside them
+      for (auto& e : pack_codes(layers[i].name, weight_codes(i))) tensors.push_back(std::move(e));
+    } else if ((*wranges_)[i].defined()) {
+      tensors.push_back({kWeightRangePrefix + layers[i].name, (*wranges_)[i].to(Device::CPU)});
+    }
+  }
   write_weight_file(path, model_->arch, model_->num_classes, tensors);
 }
 
 bool is_quantized_file(const std::string& path) {
   return WeightFile::open(path).find(kConfigName) != nullptr;
+}
+
+bool is_packed_file(const std::string& path) {
+  const WeightFile f = WeightFile::open(path);
+  if (!f.find(kConfigName)) return false;
+  const size_t n = std::strlen(kCodesPrefix);
+  for (const WeightFile::Entry& e : f.entries())
+    if (e.name.compare(0, n, kCodesPrefix) == 0) return true;
+  return false;
 }
 
 std::unique_ptr<QuantizedModel> load_quantized(const std::string& path, const std::string& arch, Device dev) {
@@ -376,15 +473,37 @@ std::unique_ptr<QuantizedModel> load_quantized(const std::string& path, const st
   cfg.ste = c[7] ? Ste::Clip : Ste::Identity;
   auto model = models::create_model(f.arch(), f.num_classes(), 0, /*torchvision_init=*/false);
   const WeightFile::Entry* ib = f.find(kInputBitsName);
+  const WeightFile::Entry* se = f.find(kSchemeName);
   bool any_range = false;
-  for (const auto& [name, l] : model->conv_layers()) any_range = any_range || f.find(kWeightRangePrefix + name);
-  for (const auto& [name, l] : model->linear_layers()) any_range = any_range || f.find(kWeightRangePrefix + name);
-  if (c[0] == kFormatVersion && (le || ib || any_range))
+  std::set<std::string> layer_names, coded;  // coded: the layers stored as integer codes
+  for (const auto& [name, l] : model->conv_layers()) layer_names.insert(name);
+  for (const auto& [name, l] : model->linear_layers()) layer_names.insert(name);
+  for (const std::string& name : layer_names) {
+    any_range = any_range || f.find(kWeightRangePrefix + name);
+    if (f.find(kCodesPrefix + name)) coded.insert(name);
+  }
+  // Every code, scale and zero-point tensor must belong to a coded layer of this architecture.
+  for (const WeightFile::Entry& e : f.entries())
+    for (const char* prefix : {kCodesPrefix, kWScalePrefix, kWZeroPrefix}) {
+      const size_t n = std::strlen(prefix);
+      if (e.name.compare(0, n, prefix) == 0 && !coded.count(e.name.substr(n)))
+        throw std::runtime_error(path + ": " + e.name + " belongs to no " + (layer_names.count(e.name.substr(n)) ?
+                                 "packed layer (" + std::string(kCodesPrefix) + e.name.substr(n) + " is missing)" :
+                                 "conv / linear of " + f.arch()));
+    }
+  const bool any_codes = !coded.empty();
+  if (c[0] == kFormatVersion && (le || ib || any_range || se || any_codes))
     throw std::runtime_error(path + ": quantized-model version 1 with " +
-                             (le ? kLayerBitsName : ib ? kInputBitsName : kWeightRangePrefix + "*"));
-  if (c[0] == kFormatVersionExtended && !le && !ib && !any_range)
+                             (le ? kLayerBitsName : ib ? kInputBitsName : se ? kSchemeName :
+                              any_range ? kWeightRangePrefix + "*" : std::string(kCodesPrefix) + "*"));
+  if (c[0] == kFormatVersionExtended && !le && !ib && !any_range && !se && !any_codes)
     throw std::runtime_error(path + ": quantized-model version 2 without " + kLayerBitsName + ", " + kInputBitsName +
-                             " or a " + kWeightRangePrefix + "* tensor");
+                             ", " + kSchemeName + ", a " + kWeightRangePrefix + "* or a " + kCodesPrefix + "* tensor");
+  if (se) {
+    if (se->dtype != DType::I64 || se->shape != Shape{1} || f.get(kSchemeName).to_vector_i64()[0] != 1)
+      throw std::runtime_error(path + ": " + kSchemeName + " must be int64 {1} (symmetric weights; absent = asymmetric)");
+    cfg.weight_scheme = WeightScheme::Sym;
+  }
   if (le) {
     const int64_t layers = int64_t(model->conv_layers().size() + model->linear_layers().size());
     if (le->dtype != DType::I64 || le->shape != Shape{layers})
@@ -396,13 +515,24 @@ std::unique_ptr<QuantizedModel> load_quantized(const std::string& path, const st
     }
   }
   std::string missing;
-  for (const auto& [name, t] : model->state_dict())
-    if (!f.find(name) && name.find("num_batches_tracked") == std::string::npos) missing += " " + name;
+  for (const std::string& name : coded)
+    if (f.find(name + ".weight"))
+      throw std::runtime_error(path + ": holds both " + name + ".weight and " + kCodesPrefix + name + " (one or the other)");
+  for (const auto& [name, t] : model->state_dict()) {
+    const bool is_coded_weight = name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0 &&
+                                 coded.count(name.substr(0, name.size() - 7));
+    if (!f.find(name) && !is_coded_weight && name.find("num_batches_tracked") == std::string::npos) missing += " " + name;
+  }
   if (!missing.empty()) throw std::runtime_error(path + ": missing tensors:" + missing);
   load_state_dict(*model, f, /*strict=*/false);
   model->to(dev);
   if (ib) cfg.act_placement = ActPlacement::LayerInputs;
-  auto q = std::make_unique<QuantizedModel>(model, cfg, /*weights_already_folded=*/true);
+  std::unique_ptr<QuantizedModel> q;
+  try {
+    q = std::make_unique<QuantizedModel>(model, cfg, /*weights_already_folded=*/true);
+  } catch (const std::invalid_argument& ex) {
+    throw std::runtime_error(path + ": " + ex.what());
+  }
   if (ib) {
     std::vector<int64_t> want;
     for (const auto& a : q->acts()) want.push_back(a.bits());
@@ -414,6 +544,17 @@ std::unique_ptr<QuantizedModel> load_quantized(const std::string& path, const st
   for (size_t i = 0; i < layers.size(); ++i) {
     const std::string name = kWeightRangePrefix + layers[i].name;
     const WeightFile::Entry* we = f.find(name);
+    const bool codes = coded.count(layers[i].name) != 0;
+    if (any_codes && codes != (layers[i].bits <= kMaxPackedBits))
+      throw std::runtime_error(path + ": " + layers[i].name + " is at " + std::to_string(layers[i].bits) + " bits and " +
+                               (codes ? "holds integer codes (only layers of at most 8 bits are packed)"
+                                      : "has no " + std::string(kCodesPrefix) + layers[i].name +
+                                            " (a packed file packs every layer of at most 8 bits)"));
+    if (codes) {
+      if (we) throw std::runtime_error(path + ": holds both " + name + " and " + kCodesPrefix + layers[i].name);
+      q->pin_codes(i, unpack_codes(f, layers[i].name, layers[i].weight.shape(), layers[i].bits, cfg.weight_scheme));
+      continue;
+    }
     if (!we) continue;
     if (we->dtype != DType::F32 || we->shape != Shape{2, layers[i].weight.size(0)})
       throw std::runtime_error(path + ": " + name + " does not fit the layer's " + std::to_string(layers[i].weight.size(0)) +

@@ -16,10 +16,15 @@
 //  - ActPlacement::LayerInputs puts the activation quantizers on the INPUT of every conv / linear
 //    instead (SQuant's quant_input, quant_modules.py L351): the first layer's input stays float and
 //    the last layer's is at 8 bits (SQuant set_first_last_layer, quant_model.py L56-64).
+//  - weight_scheme Sym puts every weight on the symmetric grid instead (zero point 0, [-L, L],
+//    quantizer.h; not in the official code); activations stay asymmetric per tensor.
+//  - a layer can be PINNED to integer codes (pin_codes; a packed file's layers): its latent weight is
+//    then their dequantized values and the forward uses it as it is, without re-quantizing.
 // The wrapper installs the hooks on construction and removes them on destruction; the model stays
 // the caller's (shared), in eval mode. save()/load_quantized() keep weights, ranges and bits in one
-// flat weight file that train/evaluate loads (fixed weight grids and the placement as optional
-// tensors: files without them load as before).
+// flat weight file that train/evaluate loads (fixed weight grids, the placement, the scheme and
+// packed integer codes as optional tensors: files without them load as before;
+// docs/weights_format.md).
 #pragma once
 #include <functional>
 #include <map>
@@ -51,15 +56,17 @@ struct QuantConfig {
   // first_last_bits are then not used for weights); its size must match the model's layers.
   std::vector<int> layer_wbits;
   ActPlacement act_placement = ActPlacement::ReluSites;
-  std::string str() const;  // "W4A4 (bias float, first/last W4, BN unfolded, minmax, STE identity)"
+  WeightScheme weight_scheme = WeightScheme::Asym;  // Asym: official; Sym needs every weight layer at >= 2 bits
+  std::string str() const;  // "W4A4 (asym weights, bias float, first/last W4, BN unfolded, minmax, STE identity)"
 };
 
 // Parses "W/A" ("4/8") into cfg.wbits / cfg.abits; throws naming the flag on anything else.
 void parse_bits(const std::string& s, QuantConfig& cfg);
 
-// The bit flags zeroq_main and gdfq_main share: --bits W/A, then -qw / -qa override when non-zero,
-// -qb (32 = float biases), --first_last_8, --weight_round. The constructor declares them (before
-// Flags::done()); config() parses them (after it) and ends the program through Flags::fail on a bad value.
+// The bit flags every method main shares: --bits W/A, then -qw / -qa override when non-zero,
+// -qb (32 = float biases), --first_last_8, --weight_round, --weight_scheme. The constructor declares
+// them (before Flags::done()); config() parses them (after it) and ends the program through
+// Flags::fail on a bad value (1-bit symmetric weights included).
 struct BitFlags {
   BitFlags(Flags& flags, const std::string& default_bits, const std::string& default_round = "nearest");
   QuantConfig config(const Flags& flags) const;
@@ -70,12 +77,27 @@ struct BitFlags {
   // (nearest: the official min/max fake-quantizer at every forward; squant: SQuant's flips, once, on
   // a fixed grid, quant/squant.h). default_round is the method's default.
   std::string weight_round;
+  std::string weight_scheme;  // --weight_scheme asym|sym (default asym, the official)
 };
 
 // Folds every BN into the conv before it (paired in forward order; VGG without BN: nothing):
 // w' = w * g / sqrt(rv + eps); the BN becomes a pure shift (gamma 1, mean 0, var such that
 // sqrt(var + eps) == 1, beta' = beta + (b - rm) * g / sqrt(rv + eps)); conv biases move into beta'.
 void fold_batch_norms(models::Model& m);
+
+// The integer codes a weight layer's forward uses (bits < 32): out_channels rows of per_channel codes.
+struct WeightCodes {
+  WeightScheme scheme;
+  int bits;
+  int64_t out_channels, per_channel;
+  std::vector<int32_t> q;    // asym: quant_math's q in [-2^(b-1), 2^(b-1)-1]; sym: [-L, L]
+  std::vector<float> scale;  // per channel. asym: quant_math's scale (levels per unit; w = (q + zero) / scale); sym: step (w = q * step)
+  std::vector<float> zero;   // per channel. asym: quant_math's zero; sym: 0
+};
+// CPU tensor, bit for bit the forward's fake-quantized weight (same float ops as quant_math.h).
+// Throws on codes outside their range, a non-finite or non-positive scale, a sym zero that is not 0,
+// or a shape that does not hold out_channels x per_channel elements.
+Tensor dequantize_codes(const WeightCodes& c, const Shape& shape);
 
 class QuantizedModel {
  public:
@@ -104,8 +126,19 @@ class QuantizedModel {
   std::vector<WeightLayer> weight_layers() const;
   // Fixes layer i's grid to range (2, K) = per-output-channel {min, max} on the weight's device; an
   // undefined tensor returns it to min/max at every forward.
+  // A pinned layer refuses it (its codes are final).
   void fix_weight_range(size_t layer, const Tensor& range);
   const Tensor& weight_range(size_t layer) const { return (*wranges_)[layer]; }
+  // weight_layers() order; the codes of the weight as the forward quantizes it (its fixed grid if
+  // set, else its min/max; a pinned layer's own codes). Throws for a layer at 32 bits, and for a
+  // pinned layer whose latent weight no longer holds its codes' values.
+  WeightCodes weight_codes(size_t layer) const;
+  // Pins layer i to codes (its bits and the config's scheme; the weight's shape): the latent weight
+  // becomes dequantize_codes(codes), which every forward uses as it is (no gradient reaches it:
+  // a pinned layer is not trainable); fix_weight_range and SQuant refuse the layer, and
+  // weight_codes() / save() check that the weight still holds these values.
+  void pin_codes(size_t layer, const WeightCodes& codes);
+  bool pinned(size_t layer) const { return bool((*pinned_)[layer]); }
   // What the wrapper quantized: the counts of weight-quantized convs and linears and of activation
   // sites, and every Conv2d / Linear module of the model that is not among them (stays float; a
   // model that does not track a layer shows here instead of being silently skipped).
@@ -134,8 +167,10 @@ class QuantizedModel {
     QuantizedModel& q_;
   };
   CachedWeights cache_weights() { return CachedWeights(*this); }
-  // Weights (after folding, if any), activation ranges and the config, atomically.
-  void save(const std::string& path) const;
+  // Weights (after folding, if any), activation ranges and the config, atomically. packed: every
+  // quantized layer's weight as its integer codes, scales and zero points instead of float32
+  // (docs/weights_format.md); a model with pinned layers can only be saved packed.
+  void save(const std::string& path, bool packed = false) const;
 
  private:
   std::shared_ptr<models::Model> model_;
@@ -148,12 +183,16 @@ class QuantizedModel {
   };
   std::shared_ptr<WeightCache> wcache_ = std::make_shared<WeightCache>();
   std::shared_ptr<std::vector<Tensor>> wranges_ = std::make_shared<std::vector<Tensor>>();  // per weight layer
+  std::shared_ptr<std::vector<char>> pinned_ = std::make_shared<std::vector<char>>();       // per weight layer
+  std::vector<WeightCodes> pinned_codes_;  // per weight layer (empty q unless pinned)
   // Weight layer `index`'s bits: layer_wbits[index] when set, else first_last_bits / wbits.
   int layer_bits(size_t index, bool first_or_last) const;
 };
 
 // True when the flat weight file was written by QuantizedModel::save.
 bool is_quantized_file(const std::string& path);
+// True when it holds integer weight codes (QuantizedModel::save(path, true)).
+bool is_packed_file(const std::string& path);
 // Rebuilds the quantized model of a file QuantizedModel::save wrote (architecture checked against
 // arch when not empty), on dev, ranges frozen.
 std::unique_ptr<QuantizedModel> load_quantized(const std::string& path, const std::string& arch, Device dev);

@@ -14,11 +14,24 @@ Ste parse_ste(const std::string& s) {
 }
 const char* ste_name(Ste s) { return s == Ste::Identity ? "identity" : "clip"; }
 const char* observer_name(Observer o) { return o == Observer::MinMax ? "minmax" : "ema"; }
+WeightScheme parse_weight_scheme(const std::string& s) {
+  if (s == "asym") return WeightScheme::Asym;
+  if (s == "sym") return WeightScheme::Sym;
+  throw std::invalid_argument("unknown weight scheme '" + s + "' (known: asym, sym)");
+}
+const char* weight_scheme_name(WeightScheme s) { return s == WeightScheme::Asym ? "asym" : "sym"; }
 
 void check_bits(int bits, const char* what) {
   if ((bits >= 1 && bits <= 24) || bits >= 32) return;
   throw std::invalid_argument(std::string(what) + ": " + std::to_string(bits) +
                               " bits is not supported (1..24 quantize, 32 keeps float)");
+}
+
+void check_weight_bits(int bits, WeightScheme scheme, const char* what) {
+  check_bits(bits, what);
+  if (scheme == WeightScheme::Sym && bits == 1)
+    throw std::invalid_argument(std::string(what) + ": symmetric weights need at least 2 bits (at 1 bit the grid " +
+                                "[-L, L], L = 2^(b-1) - 1 = 0, holds only 0)");
 }
 
 namespace {
@@ -40,9 +53,9 @@ Tensor minmax_rows(const Tensor& x_in, int64_t rows) {
   return r;
 }
 
-Tensor fake_quantize(const Tensor& x_in, int bits, const Tensor& range_in, Ste ste) {
+Tensor fake_quantize(const Tensor& x_in, int bits, const Tensor& range_in, Ste ste, WeightScheme scheme) {
   check_input(x_in, "fake_quantize");
-  check_bits(bits, "fake_quantize");
+  check_weight_bits(bits, scheme, "fake_quantize");
   if (bits >= 32) return x_in;
   if (range_in.dim() != 2 || range_in.size(0) != 2 || x_in.numel() % range_in.size(1) != 0)
     throw std::invalid_argument("dfq: fake_quantize: range " + range_in.str() + " does not fit " + x_in.str());
@@ -52,24 +65,25 @@ Tensor fake_quantize(const Tensor& x_in, int bits, const Tensor& range_in, Ste s
   const int64_t rows = range.size(1), cols = x.numel() / rows;
   Tensor y = Tensor::empty(x.shape(), DType::F32, x.device());
   const float* lo = range.data<float>();
-  DFQ_DISPATCH(x.device(), fake_quant, x.numel(), cols, bits, x.data<float>(), lo, lo + rows, y.data<float>());
+  const bool sym = scheme == WeightScheme::Sym;
+  DFQ_DISPATCH(x.device(), fake_quant, x.numel(), cols, bits, sym, x.data<float>(), lo, lo + rows, y.data<float>());
   if (ste == Ste::Identity)
     return record(y, "fake_quantize", {x_in}, [](const Tensor& g) { return std::vector<Tensor>{g}; });
   Tensor xs = x.detach();
-  return record(y, "fake_quantize_clip", {x_in}, [xs, range, rows, cols](const Tensor& g_in) {
+  return record(y, "fake_quantize_clip", {x_in}, [xs, range, rows, cols, sym](const Tensor& g_in) {
     Tensor g = g_in.contiguous();
     Tensor gx = Tensor::empty(xs.shape(), DType::F32, xs.device());
     const float* lo = range.data<float>();
-    DFQ_DISPATCH(xs.device(), fake_quant_backward_clip, xs.numel(), cols, xs.data<float>(), lo, lo + rows,
+    DFQ_DISPATCH(xs.device(), fake_quant_backward_clip, xs.numel(), cols, sym, xs.data<float>(), lo, lo + rows,
                  g.data<float>(), gx.data<float>());
     return std::vector<Tensor>{gx};
   });
 }
 
-Tensor quantize_weight(const Tensor& w, int bits, Ste ste) {
-  check_bits(bits, "quantize_weight");
+Tensor quantize_weight(const Tensor& w, int bits, Ste ste, WeightScheme scheme) {
+  check_weight_bits(bits, scheme, "quantize_weight");
   if (bits >= 32) return w;
-  return fake_quantize(w, bits, minmax_rows(w.detach(), w.size(0)), ste);
+  return fake_quantize(w, bits, minmax_rows(w.detach(), w.size(0)), ste, scheme);
 }
 
 Tensor quantize_per_tensor(const Tensor& x, int bits, Ste ste) {

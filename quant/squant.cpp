@@ -170,6 +170,9 @@ SquantWeightStats squant_weights(QuantizedModel& q, const SquantPasses& passes) 
   for (size_t li = 0; li < layers.size(); ++li) {
     const QuantizedModel::WeightLayer& L = layers[li];
     if (L.bits >= 32) continue;
+    if (q.pinned(li))
+      throw std::invalid_argument("squant: " + L.name + " is pinned to integer codes (a packed file's layer): "
+                                  "its weights cannot be rounded again");
     Layer w{li, L.name, L.weight, L.bits, 0, 0, 0, {}, {}};
     w.K = L.weight.size(0);
     w.RS = L.weight.dim() == 4 ? L.weight.size(2) * L.weight.size(3) : 1;
@@ -185,6 +188,7 @@ SquantWeightStats squant_weights(QuantizedModel& q, const SquantPasses& passes) 
   for (size_t l = 0; l < work.size(); ++l)
     for (int64_t k = 0; k < work[l].K; ++k) tasks.push_back({l, k});
   int64_t kflips = 0, cflips = 0, bad = 0;
+  const bool sym = q.config().weight_scheme == WeightScheme::Sym;
 #pragma omp parallel reduction(+ : kflips, cflips, bad)
   {
     Channel ch;
@@ -198,21 +202,23 @@ SquantWeightStats squant_weights(QuantizedModel& q, const SquantPasses& passes) 
       // The grid of the official _quant (quant_modules.py L232-242): the channel's min / max, the ZeroQ
       // scale and zero point. dfq computes them with its fake-quantizer's arithmetic (quant_math.h: the
       // scale as reciprocal * levels, where the official divides the bit tensor's levels by the range,
-      // which can differ in the last bit), so that the fixed grid maps the codes back exactly.
+      // which can differ in the last bit), so that the fixed grid maps the codes back exactly. With
+      // symmetric weights (not in the official code) the same min / max give the symmetric grid:
+      // x = w / step, codes clamped to [-L, L], w = q * step.
       const float lo = *std::min_element(wk, wk + per), hi = *std::max_element(wk, wk + per);
       L.range[size_t(k)] = lo;
       L.range[size_t(L.K + k)] = hi;
-      const QuantParams p = quant_params(L.bits, lo, hi);
+      const QuantParams p = grid_params(L.bits, sym, lo, hi);
       x.resize(per);
       codes.resize(per);
-      for (size_t i = 0; i < per; ++i) x[i] = qmath::sub(qmath::mul(p.scale, wk[i]), p.zero);  // quant_affine.py L58
+      for (size_t i = 0; i < per; ++i) x[i] = quant_coord(p, wk[i]);  // quant_affine.py L58
       const FlipCounts f = squant_channel(x.data(), L.C, L.RS, p.qmin, p.qmax, passes, ch, up_rank, dn_rank, codes.data());
       kflips += f.kernel;
       cflips += f.channel;
       for (size_t i = 0; i < per; ++i) {
-        wk[i] = qmath::div(qmath::add(codes[i], p.zero), p.scale);  // linear_dequantize (quant_affine.py L81)
+        wk[i] = dequant_code(p, codes[i]);  // linear_dequantize (quant_affine.py L81)
         // the fixed grid must give this code back at every forward
-        bad += std::rint(qmath::sub(qmath::mul(p.scale, wk[i]), p.zero)) != codes[i] ? 1 : 0;
+        bad += std::rint(quant_coord(p, wk[i])) != codes[i] ? 1 : 0;
       }
     }
   }

@@ -6,7 +6,9 @@
 //    cancels the kernel's error sum E (clamped elements are never candidates; 1x1 kernels and
 //    linears skip the pass), leaving one candidate per kernel; then SQuant-C flips those per output
 //    channel the same way. Codes are clamped to the grid and dequantized; the layer's grid is fixed
-//    (QuantizedModel::fix_weight_range) so every forward uses these codes;
+//    (QuantizedModel::fix_weight_range) so every forward uses these codes. With symmetric weights
+//    (QuantConfig::weight_scheme, not in the official code) the same flips run on the symmetric grid
+//    of the same min / max (x = w / step, codes in [-L, L]);
 //  - activations: one batch of noise through the model (official: U[0, 1); dfq's default N(0, 1), see
 //    NoiseKind); each quantizer's range is set from the
 //    first input it sees (upstream layers already quantized, as the official lazy init), at k times

@@ -90,15 +90,20 @@ void add_quant_rows() {
   for (auto& s : fq) {
     const int64_t R = s[0], C = s[1], n = R * C;
     const std::string w = std::to_string(R) + "x" + std::to_string(C);
-    for (int bits : {2, 4, 8})
-      row("quant", "fake_quant bits=" + std::to_string(bits) + " " + w, {in_f("x", n, -1.5, 1.5), in_f("lo", R, -1, -0.1), in_f("hi", R, 0.1, 1), out_f("y", n)}, 0, 0,
-          [=](auto k, const Bufs& b) { k.fake_quant(n, C, bits, b.f(0), b.f(1), b.f(2), b.f(3)); });
-    row("quant", "fake_quant_backward_clip " + w,
-        {in_f("x", n, -1.5, 1.5), in_f("lo", R, -1, -0.1), in_f("hi", R, 0.1, 1), in_f("gy", n), out_f("gx", n)}, 0, 0,
-        [=](auto k, const Bufs& b) { k.fake_quant_backward_clip(n, C, b.f(0), b.f(1), b.f(2), b.f(3), b.f(4)); });
+    for (bool sym : {false, true}) {  // the official asymmetric grid; symmetric weights (zero point 0)
+      const std::string ws = sym ? " sym" : "";
+      for (int bits : {2, 4, 8})
+        row("quant", "fake_quant bits=" + std::to_string(bits) + ws + " " + w, {in_f("x", n, -1.5, 1.5), in_f("lo", R, -1, -0.1), in_f("hi", R, 0.1, 1), out_f("y", n)}, 0, 0,
+            [=](auto k, const Bufs& b) { k.fake_quant(n, C, bits, sym, b.f(0), b.f(1), b.f(2), b.f(3)); });
+      row("quant", "fake_quant_backward_clip" + ws + " " + w,
+          {in_f("x", n, -1.5, 1.5), in_f("lo", R, -1, -0.1), in_f("hi", R, 0.1, 1), in_f("gy", n), out_f("gx", n)}, 0, 0,
+          [=](auto k, const Bufs& b) { k.fake_quant_backward_clip(n, C, sym, b.f(0), b.f(1), b.f(2), b.f(3), b.f(4)); });
+    }
   }
   row("quant", "fake_quant n=0", {in_f("x", 0), in_f("lo", 1), in_f("hi", 1), out_f("y", 0)}, 0, 0,
-      [](auto k, const Bufs& b) { k.fake_quant(0, 1, 8, b.f(0), b.f(1), b.f(2), b.f(3)); });
+      [](auto k, const Bufs& b) { k.fake_quant(0, 1, 8, false, b.f(0), b.f(1), b.f(2), b.f(3)); });
+  row("quant", "fake_quant sym n=0", {in_f("x", 0), in_f("lo", 1), in_f("hi", 1), out_f("y", 0)}, 0, 0,
+      [](auto k, const Bufs& b) { k.fake_quant(0, 1, 8, true, b.f(0), b.f(1), b.f(2), b.f(3)); });
   // state = {lo, hi, beta_t} (InOut), batch = {min, max}
   row("quant", "range_update ema=0", {io_f("state", 3, -0.5, 0.5), in_f("batch", 2)}, 0, 0,
       [](auto k, const Bufs& b) { k.range_update(false, 0.9f, b.f(1), b.f(0)); });

@@ -287,13 +287,7 @@ TEST_CASE("mixed precision: per-layer weight bits survive save / load, and evalu
     CHECK_THROWS_WITH(load_quantized(dir / "bad2.bin", "", Device::CPU), doctest::Contains("without quant.layer_wbits"));
   }
   // train/evaluate rebuilds it with its bits and says so
-  for (int cls = 0; cls < 2; ++cls) {
-    std::filesystem::create_directories(dir.p / "val" / ("c" + std::to_string(cls)));
-    ImageU8 img;
-    img.h = img.w = 12;
-    img.data.assign(12 * 12 * 3, uint8_t(60 + 80 * cls));
-    save_png((dir.p / "val" / ("c" + std::to_string(cls)) / "a.png").string(), img);
-  }
+  dfq::test::write_two_class_folder(dir.p / "val");
   REQUIRE(dfq::test::run_program(DFQ_EVALUATE, "--weights " + (dir / "mp.bin") + " --data " + (dir / "val"), dir / "log.txt") == 0);
   const std::string log = dfq::test::read_text(dir / "log.txt");
   CAPTURE(log);

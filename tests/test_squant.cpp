@@ -90,8 +90,9 @@ bool bit_equal(const std::vector<float>& a, const std::vector<float>& b) {
 TEST_CASE("squant: the kernel pass reaches the brute-force minimum of each kernel's error sum, at the least added error") {
   // 2 bits (grid -2..1) with values up to 0.45 past both ends, so clamped elements are common; and 4
   // bits inside the grid, with some values exactly on it (error 0: never a candidate).
+  // The symmetric grids (weight_scheme sym): -1..1 at 2 bits with clamping, -7..7 at 4 bits.
   struct Setup { float tmin, tmax, lo, hi; };
-  const Setup setups[] = {{-2, 1, -2.45f, 1.45f}, {-8, 7, -7.f, 6.f}};
+  const Setup setups[] = {{-2, 1, -2.45f, 1.45f}, {-8, 7, -7.f, 6.f}, {-1, 1, -1.45f, 1.45f}, {-7, 7, -6.5f, 6.5f}};
   int64_t flips = 0;
   for (const Setup& su : setups)
     for (int64_t RS : {2, 3, 4, 5, 6, 9}) {
@@ -129,19 +130,24 @@ TEST_CASE("squant: the kernel pass reaches the brute-force minimum of each kerne
 }
 
 TEST_CASE("squant: 1x1 kernels skip the kernel pass; the channel pass reaches the brute-force minimum of each channel") {
-  const int64_t K = 6, C = 8;
-  std::vector<float> x = uniform(size_t(K * C), -2.45f, 1.45f, 77);
-  std::vector<float> q(x.size()), qk(x.size());
-  const FlipCounts kc = squant_round(x.data(), K, C, 1, -2, 1, {true, true}, q.data());
-  CHECK(kc.kernel == 0);
-  CHECK(kc.channel > 0);
-  const FlipCounts k_only = squant_round(x.data(), K, C, 1, -2, 1, {true, false}, qk.data());
-  CHECK(k_only.kernel + k_only.channel == 0);  // nothing to do without the channel pass: nearest
-  for (size_t i = 0; i < x.size(); ++i) CHECK(qk[i] == std::min(std::max(std::rint(x[i]), -2.f), 1.f));
-  for (int64_t k = 0; k < K; ++k) {
-    const Best b = brute_force_group(x.data() + k * C, size_t(C), -2, 1);
-    CHECK(std::fabs(err_sum(q.data() + k * C, x.data() + k * C, size_t(C))) == doctest::Approx(b.abs_sum).epsilon(1e-5));
-    CHECK(err_cost(q.data() + k * C, x.data() + k * C, size_t(C)) == doctest::Approx(b.cost).epsilon(1e-5));
+  // The asymmetric 2-bit grid -2..1 and the symmetric one -1..1, both with clamped values.
+  struct Grid { float tmin, tmax, lo, hi; };
+  for (const Grid& gr : {Grid{-2, 1, -2.45f, 1.45f}, Grid{-1, 1, -1.45f, 1.45f}}) {
+    CAPTURE(gr.tmin);
+    const int64_t K = 6, C = 8;
+    std::vector<float> x = uniform(size_t(K * C), gr.lo, gr.hi, 77);
+    std::vector<float> q(x.size()), qk(x.size());
+    const FlipCounts kc = squant_round(x.data(), K, C, 1, gr.tmin, gr.tmax, {true, true}, q.data());
+    CHECK(kc.kernel == 0);
+    CHECK(kc.channel > 0);
+    const FlipCounts k_only = squant_round(x.data(), K, C, 1, gr.tmin, gr.tmax, {true, false}, qk.data());
+    CHECK(k_only.kernel + k_only.channel == 0);  // nothing to do without the channel pass: nearest
+    for (size_t i = 0; i < x.size(); ++i) CHECK(qk[i] == std::min(std::max(std::rint(x[i]), gr.tmin), gr.tmax));
+    for (int64_t k = 0; k < K; ++k) {
+      const Best b = brute_force_group(x.data() + k * C, size_t(C), gr.tmin, gr.tmax);
+      CHECK(std::fabs(err_sum(q.data() + k * C, x.data() + k * C, size_t(C))) == doctest::Approx(b.abs_sum).epsilon(1e-5));
+      CHECK(err_cost(q.data() + k * C, x.data() + k * C, size_t(C)) == doctest::Approx(b.cost).epsilon(1e-5));
+    }
   }
 }
 
@@ -151,14 +157,17 @@ TEST_CASE("squant: the channel pass moves one candidate per kernel and reaches t
   // |E|), its best unflipped candidate in the same direction; over-flipped, undoing its last
   // (least-priority) flip. The channel pass may move any subset of them in the direction that cancels
   // the channel's sum: the search takes the smallest |sum|, then the least sum of |errors|.
+  // The asymmetric 4-bit grid -8..7 and the symmetric -7..7.
   const int64_t K = 5, C = 7;
+  for (float tmin : {-8.f, -7.f})
   for (int64_t RS : {3, 4, 9}) {
     CAPTURE(RS);
+    CAPTURE(tmin);
     const size_t per = size_t(C * RS);
     std::vector<float> x = uniform(size_t(K) * per, -6.5f, 5.5f, uint64_t(500 + RS));
     std::vector<float> qk(x.size()), qc(x.size());
-    squant_round(x.data(), K, C, RS, -8, 7, {true, false}, qk.data());
-    const FlipCounts f = squant_round(x.data(), K, C, RS, -8, 7, {true, true}, qc.data());
+    squant_round(x.data(), K, C, RS, tmin, 7, {true, false}, qk.data());
+    const FlipCounts f = squant_round(x.data(), K, C, RS, tmin, 7, {true, true}, qc.data());
     CHECK(f.channel > 0);
     for (int64_t k = 0; k < K; ++k) {
       CAPTURE(k);
@@ -234,7 +243,10 @@ TEST_CASE("squant: the flips are the same at any thread count and refuse non-fin
   CHECK_THROWS_WITH(squant_round(x.data(), K, C, RS, -8, 7, {}, a.data()), doctest::Contains("non-finite"));
 }
 
-TEST_CASE("squant: weights — nearest equals the min/max fake-quantizer, SQuant's codes survive the fixed grid") {
+TEST_CASE("squant: weights — nearest equals the min/max fake-quantizer, SQuant's codes survive the fixed grid (both schemes)") {
+ for (WeightScheme ws : {WeightScheme::Asym, WeightScheme::Sym}) {
+  CAPTURE(std::string(weight_scheme_name(ws)));
+  const bool sym = ws == WeightScheme::Sym;
   auto m = small_resnet();
   const std::vector<std::vector<float>> w0 = [&] {
     std::vector<std::vector<float>> v;
@@ -245,11 +257,12 @@ TEST_CASE("squant: weights — nearest equals the min/max fake-quantizer, SQuant
   QuantConfig c;
   c.wbits = 4;
   c.abits = 32;
+  c.weight_scheme = ws;
   {  // squant-e: the weights become exactly what the min/max hook gives
     auto e = small_resnet();
     QuantizedModel q(e, c);
     std::vector<std::vector<float>> want;
-    for (const auto& L : q.weight_layers()) want.push_back(quantize_weight(L.weight, 4).to_vector());
+    for (const auto& L : q.weight_layers()) want.push_back(quantize_weight(L.weight, 4, Ste::Identity, ws).to_vector());
     const SquantWeightStats st = squant_weights(q, parse_squant_mode("squant-e"));
     CHECK(st.flips.kernel + st.flips.channel == 0);
     const auto layers = q.weight_layers();
@@ -275,18 +288,22 @@ TEST_CASE("squant: weights — nearest equals the min/max fake-quantizer, SQuant
       CHECK(r[size_t(K + k)] == *std::max_element(w0[i].begin() + k * per, w0[i].begin() + (k + 1) * per));
     }
     // the hook maps the stored values to themselves: every forward uses SQuant's codes
-    CHECK(bit_equal(fake_quantize(W, 4, q.weight_range(i)).to_vector(), wq));
+    CHECK(bit_equal(fake_quantize(W, 4, q.weight_range(i), Ste::Identity, ws).to_vector(), wq));
     // ... which differ from nearest rounding in places, and cancel each channel's error sum
-    const std::vector<float> nearest = quantize_weight(Tensor::from_vector(w0[i], W.shape()), 4).to_vector();
+    const std::vector<float> nearest = quantize_weight(Tensor::from_vector(w0[i], W.shape()), 4, Ste::Identity, ws).to_vector();
     for (size_t j = 0; j < wq.size(); ++j) differ += wq[j] != nearest[j] ? 1 : 0;
     for (int64_t k = 0; k < K; ++k) {
-      const QuantParams p = quant_params(4, r[size_t(k)], r[size_t(K + k)]);
-      double s = 0;
-      for (int64_t j = 0; j < per; ++j) s += double(wq[size_t(k * per + j)] - w0[i][size_t(k * per + j)]) * p.scale;
+      const QuantParams p = grid_params(4, sym, r[size_t(k)], r[size_t(K + k)]);
+      double s = 0;  // in grid units: times the scale (asym), over the step (sym)
+      for (int64_t j = 0; j < per; ++j) {
+        const double d = double(wq[size_t(k * per + j)] - w0[i][size_t(k * per + j)]);
+        s += sym ? d / p.scale : d * p.scale;
+      }
       CHECK(std::fabs(s) <= 0.5 + 1e-3);
     }
   }
   CHECK(differ > 0);
+ }
 }
 
 TEST_CASE("squant: the activation clip rule, recomputed from what each quantizer saw (mobilenet_v2: signed inputs too)") {

@@ -19,6 +19,7 @@
 
 #include <doctest/doctest.h>
 
+#include "engine/io/image.h"
 #include "engine/io/npy.h"
 #include "engine/io/pth.h"
 #include "engine/io/weights.h"
@@ -174,6 +175,17 @@ inline std::shared_ptr<models::Model> resnet18_random_bn(uint64_t seed, bool aff
   }
   m->eval();
   return m;
+}
+
+// A two-class image folder for train/evaluate --data: DIR/c0/a.png, DIR/c1/a.png, 12x12 solid images.
+inline void write_two_class_folder(const std::filesystem::path& dir) {
+  for (int cls = 0; cls < 2; ++cls) {
+    std::filesystem::create_directories(dir / ("c" + std::to_string(cls)));
+    ImageU8 img;
+    img.h = img.w = 12;
+    img.data.assign(12 * 12 * 3, uint8_t(60 + 80 * cls));
+    save_png((dir / ("c" + std::to_string(cls)) / "a.png").string(), img);
+  }
 }
 
 }  // namespace dfq::test

@@ -11,12 +11,13 @@
 #include "models/eval.h"
 #include "quant/method_cli.h"
 #include "quant/qmodel.h"
+#include "quant/weight_codes.h"
 
 using namespace dfq;
 
 static const char* kUsage =
     "usage: evaluate -a ARCH --weights FILE (--dataset fashion-mnist | --data DIR [--labels FILE])\n"
-    "                [--batch_size N] [--device cpu|cuda] [--json PATH]\n"
+    "                [--batch_size N] [--device cpu|cuda] [--json PATH] [--verbose]\n"
     "Evaluates a model (weights from tools/convert_weights, or a quantized model saved by\n"
     "zeroq_main / gdfq_main --save) and prints top-1 / top-5.\n"
     "  -a, --arch NAME     torchvision architecture; checked against the weight file (optional)\n"
@@ -27,6 +28,8 @@ static const char* kUsage =
     "  --batch_size N      default 256\n"
     "  --device D          cpu (default) or cuda\n"
     "  --json PATH         also write {\"top1\": .., \"top5\": .., \"images\": .., \"nonfinite\": ..}\n"
+    "  --verbose           also print the file's size, the float32 size of its conv / linear weights and\n"
+    "                      the bytes it spends per weight (packed files: codes, scales, zero points)\n"
     "Images whose logits hold a NaN or an infinity count as wrong and are reported.\n";
 
 int main(int argc, char** argv) {
@@ -36,6 +39,7 @@ int main(int argc, char** argv) {
   std::string dataset = flags.str("--dataset", ""), data = flags.str("--data", ""), labels = flags.str("--labels", "");
   long long batch = flags.integer("--batch_size", 256);
   std::string device = flags.choice("--device", "cpu", {"cpu", "cuda"}), json = flags.str("--json", "");
+  const bool verbose = flags.boolean("--verbose");
   flags.done();
   if (weights.empty()) flags.fail("--weights FILE is required");
   if (!std::filesystem::is_regular_file(weights)) flags.fail("--weights " + weights + ": no such file");
@@ -56,6 +60,7 @@ int main(int argc, char** argv) {
       model = models::load_model(weights, arch, dev);
     }
     models::check_labels(*ds, *model, data.empty() ? dataset : "--data " + data);
+    if (verbose) std::printf("%s: %s\n", weights.c_str(), quant::weight_storage(WeightFile::open(weights), *model).str().c_str());
     if (dev == Device::CPU) std::printf("CPU BLAS: %s\n", blas_description().c_str());
     std::printf("%s, %d classes, %lld parameters, on %s; %lld images\n", model->arch.c_str(), model->num_classes,
                 (long long)model->num_parameters(), device_name(dev), (long long)ds->size());

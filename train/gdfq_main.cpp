@@ -35,7 +35,8 @@ static const char* kUsage =
     "  --first_last_8        first conv and last linear at 8 bits (official: at W)\n"
     "  --weight_round R      nearest (default, official) or squant: after the last epoch's fine-tuning, the\n"
     "                        weights rounded once by SQuant's flips (fixed grid) before the final\n"
-    "                        evaluation and save (may differ on --resume: it changes only that step)\n"
+    "                        evaluation and save (may differ on --resume: it changes only that step)\n"    "  --weight_scheme S     asym (default, official: min/max grid with a zero point) or sym (zero point 0,\n"
+    "                        codes in [-(2^(W-1)-1), 2^(W-1)-1], step max|w| / (2^(W-1)-1); W >= 2)\n"
     "  --n_epochs N          default 400      --n_iter N      iterations per epoch, default 200\n"
     "  --batch_size N        default 16       --warmup_epochs N  epochs before Q learns, default 50\n"
     "  --q_lr X              default 1e-6     --g_lr X        default 1e-3\n"
@@ -55,7 +56,8 @@ static const char* kUsage =
     "  --out DIR             checkpoint, log.csv, samples, quantized.bin (default runs/gdfq_ARCH_wWaA)\n"
     "  --resume              continue from DIR/checkpoint.bin\n"
     "  --stop_after N        stop after epoch N (checkpoint written; --resume continues the same run)\n"
-    "  --save FILE           also write the final quantized model to FILE\n"
+    "  --save FILE           also write the final quantized model to FILE\n"    "  --packed              --save writes each quantized weight as integer codes (W <= 8: 1 byte, or 2\n"
+    "                        codes a byte at W <= 4) with per-channel scales, not float32\n"
     "  --eval_batch N        evaluation batch size (default 256)\n"
     "  --json PATH           write {method, arch, bits, seed, fp_top1, final_top1, best_top1, best_epoch, seconds, blas}\n"
     "  --device D            cpu (default) or cuda\n"
@@ -158,6 +160,7 @@ int main(int argc, char** argv) {
         {"-a", cli.arch}, {"--weights (FNV-1a of the file)", file_fingerprint(cli.weights)},
         {"--bits", cli.bits_str()}, {"-qb", std::to_string(cfg.bias_bits)},
         {"--first_last_8", cfg.first_last_bits ? "on" : "off"}, {"--ste", ste},
+        {"--weight_scheme", quant::weight_scheme_name(cfg.weight_scheme)},
         {"--n_epochs", std::to_string(o.n_epochs)}, {"--n_iter", std::to_string(o.n_iter)},
         {"--batch_size", std::to_string(o.batch_size)}, {"--q_lr", num(o.q_lr)}, {"--g_lr", num(o.g_lr)},
         {"--warmup_epochs", std::to_string(o.warmup_epochs)}, {"--milestones", ms_str},

@@ -32,7 +32,8 @@ static const char* kUsage =
     "  --first_last_8      keep the first conv and the last linear at 8 bits (official: quantized to W)\n"
     "  --fold_bn           fold BN into the convolutions before quantizing (official: BN kept in float)\n"
     "  --weight_round R    nearest (default, official: min/max grid at every forward) or squant (SQuant's\n"
-    "                      kernel / channel flips on a fixed per-channel grid, before calibration)\n"
+    "                      kernel / channel flips on a fixed per-channel grid, before calibration)\n"    "  --weight_scheme S   asym (default, official: min/max grid with a zero point) or sym (zero point 0,\n"
+    "                      codes in [-(2^(W-1)-1), 2^(W-1)-1], step max|w| / (2^(W-1)-1); W >= 2)\n"
     "  --batch_size N      distilled images (default 32; the official run.sh uses 64)\n"
     "  --iters N           distillation iterations (default 500)\n"
     "  --lr X              distillation Adam learning rate (default 0.5)\n"
@@ -45,7 +46,8 @@ static const char* kUsage =
     "  --dataset NAME      fashion-mnist: evaluate on its 10,000 test images\n"
     "  --data DIR          ImageNet-style folder to evaluate on (class sub-folders, or flat + --labels)\n"
     "  --eval_batch N      evaluation batch size (default 256)\n"
-    "  --save FILE         write the quantized model (weights, ranges, bits) for train/evaluate\n"
+    "  --save FILE         write the quantized model (weights, ranges, bits) for train/evaluate\n"    "  --packed            --save writes each quantized weight as integer codes (W <= 8: 1 byte, or 2\n"
+    "                      codes a byte at W <= 4) with per-channel scales, not float32\n"
     "  --out DIR           write the distilled batch (distilled.npy) and a PNG grid of it\n"
     "  --json PATH         write {method, arch, bits, seed, fp_top1, fp_top5, q_top1, q_top5, q_nonfinite,\n"
     "                      seconds, blas}\n"
@@ -78,6 +80,9 @@ int main(int argc, char** argv) {
   if (batch < 1) flags.fail("--batch_size must be >= 1");
   if (iters < 0) flags.fail("--iters must be >= 0");
   if (!(lr > 0)) flags.fail("--lr must be > 0");
+  if (mp_flags.on() && cli.cfg.weight_scheme == quant::WeightScheme::Sym)
+    for (int b : mp_flags.bits)
+      if (b == 1) flags.fail("--mp_bits with --weight_scheme sym: symmetric weights need at least 2 bits");
   if (!distilled_npy.empty() && !std::filesystem::is_regular_file(distilled_npy))
     flags.fail("--distilled " + distilled_npy + ": no such file");
   quant::QuantConfig cfg = cli.cfg;

@@ -62,19 +62,19 @@ __global__ void minmax_final_kernel(int64_t rows, int S, const float* plo, const
   }
 }
 
-__global__ void fake_quant_kernel(int64_t n, int64_t cols, int bits, const float* x, const float* lo,
+__global__ void fake_quant_kernel(int64_t n, int64_t cols, int bits, bool sym, const float* x, const float* lo,
                                   const float* hi, float* y) {
   DFQ_GRID_LOOP(i, n) {
     const int64_t r = i / cols;
-    y[i] = quant_value(quant_params(bits, lo[r], hi[r]), x[i]);
+    y[i] = quant_value(grid_params(bits, sym, lo[r], hi[r]), x[i]);
   }
 }
 
-__global__ void fake_quant_backward_clip_kernel(int64_t n, int64_t cols, const float* x, const float* lo,
+__global__ void fake_quant_backward_clip_kernel(int64_t n, int64_t cols, bool sym, const float* x, const float* lo,
                                                 const float* hi, const float* gy, float* gx) {
   DFQ_GRID_LOOP(i, n) {
     const int64_t r = i / cols;
-    gx[i] = (x[i] >= lo[r] && x[i] <= hi[r]) ? gy[i] : 0.f;
+    gx[i] = in_clip_range(sym, lo[r], hi[r], x[i]) ? gy[i] : 0.f;
   }
 }
 
@@ -100,15 +100,15 @@ void minmax_rows(int64_t rows, int64_t cols, const float* x, float* lo, float* h
   DFQ_LAUNCH(minmax_final_kernel, grid_for(rows), detail::kThreads, rows, static_cast<int>(S), plo, phi, lo, hi);
 }
 
-void fake_quant(int64_t n, int64_t cols, int bits, const float* x, const float* lo, const float* hi, float* y) {
+void fake_quant(int64_t n, int64_t cols, int bits, bool sym, const float* x, const float* lo, const float* hi, float* y) {
   if (n == 0) return;
-  DFQ_LAUNCH(fake_quant_kernel, grid_for(n), detail::kThreads, n, cols, bits, x, lo, hi, y);
+  DFQ_LAUNCH(fake_quant_kernel, grid_for(n), detail::kThreads, n, cols, bits, sym, x, lo, hi, y);
 }
 
-void fake_quant_backward_clip(int64_t n, int64_t cols, const float* x, const float* lo, const float* hi,
+void fake_quant_backward_clip(int64_t n, int64_t cols, bool sym, const float* x, const float* lo, const float* hi,
                               const float* gy, float* gx) {
   if (n == 0) return;
-  DFQ_LAUNCH(fake_quant_backward_clip_kernel, grid_for(n), detail::kThreads, n, cols, x, lo, hi, gy, gx);
+  DFQ_LAUNCH(fake_quant_backward_clip_kernel, grid_for(n), detail::kThreads, n, cols, sym, x, lo, hi, gy, gx);
 }
 
 void range_update(bool ema, float beta, const float* batch, float* state) {
