@@ -119,71 +119,24 @@ Grid observed_grid(float lo, float hi, bool sym) {
   return g;
 }
 
-// A weight layer's codes (dfq's forward arithmetic, quant_math.h): per output channel, the grid of
-// its fixed range if set, else of the weight's own min / max.
-struct LayerCodes {
-  int bits = 32;
-  int64_t out = 0, per = 0;
-  std::vector<int32_t> q;
-  std::vector<float> scale, zero;  // w = (q + zero) / scale
-};
-
-LayerCodes asym_codes(const QuantizedModel& qm, size_t layer) {
-  const auto layers = qm.weight_layers();
-  const auto& wl = layers.at(layer);
-  LayerCodes c;
-  c.bits = wl.bits;
-  c.out = wl.weight.size(0);
-  c.per = wl.weight.numel() / c.out;
-  const std::vector<float> w = wl.weight.to_vector();
-  std::vector<float> lo(size_t(c.out)), hi(size_t(c.out));
-  const Tensor& fixed = qm.weight_range(layer);
-  if (fixed.defined()) {
-    const std::vector<float> r = fixed.to_vector();
-    for (int64_t o = 0; o < c.out; ++o) lo[size_t(o)] = r[size_t(o)], hi[size_t(o)] = r[size_t(c.out + o)];
-  } else {
-    for (int64_t o = 0; o < c.out; ++o) {
-      const auto [mn, mx] = std::minmax_element(w.begin() + o * c.per, w.begin() + (o + 1) * c.per);
-      lo[size_t(o)] = *mn, hi[size_t(o)] = *mx;
-    }
-  }
+// Symmetric per-channel codes of a latent weight (quant_math.h's sym grid: step = max|w| / L, codes
+// in [-L, L]): what --weight_scheme sym would give, for exporting an asym model to ort / trt.
+WeightCodes sym_requantized(const Tensor& weight, int bits) {
+  WeightCodes c;
+  c.scheme = WeightScheme::Sym;
+  c.bits = bits;
+  c.out_channels = weight.size(0);
+  c.per_channel = weight.numel() / c.out_channels;
+  const std::vector<float> w = weight.to_vector();
   c.q.resize(w.size());
-  for (int64_t o = 0; o < c.out; ++o) {
-    const QuantParams p = quant_params(c.bits, lo[size_t(o)], hi[size_t(o)]);
+  for (int64_t o = 0; o < c.out_channels; ++o) {
+    const auto first = w.begin() + o * c.per_channel, last = first + c.per_channel;
+    const auto [mn, mx] = std::minmax_element(first, last);
+    const QuantParams p = sym_quant_params(bits, *mn, *mx);
     c.scale.push_back(p.scale);
-    c.zero.push_back(p.zero);
-    for (int64_t j = 0; j < c.per; ++j) {
-      float v = rintf(qmath::sub(qmath::mul(p.scale, w[size_t(o * c.per + j)]), p.zero));
-      v = v < p.qmin ? p.qmin : (v > p.qmax ? p.qmax : v);
-      c.q[size_t(o * c.per + j)] = static_cast<int32_t>(v);
-    }
-  }
-  return c;
-}
-
-// Symmetric per-channel codes of a weight (scale = max|w| / (2^(b-1) - 1), codes in [-L, L]).
-struct SymCodes {
-  int64_t out = 0, per = 0;
-  std::vector<int64_t> q;
-  std::vector<float> step;
-};
-
-SymCodes sym_codes(const std::vector<float>& w, int64_t out, int bits) {
-  SymCodes c;
-  c.out = out;
-  c.per = int64_t(w.size()) / out;
-  const float L = static_cast<float>((1 << (bits - 1)) - 1);
-  c.q.resize(w.size());
-  for (int64_t o = 0; o < out; ++o) {
-    float m = 0.f;
-    for (int64_t j = 0; j < c.per; ++j) m = std::max(m, std::fabs(w[size_t(o * c.per + j)]));
-    const float step = std::max(m, 1e-8f) / L;
-    c.step.push_back(step);
-    for (int64_t j = 0; j < c.per; ++j) {
-      float v = rintf(w[size_t(o * c.per + j)] / step);
-      v = v < -L ? -L : (v > L ? L : v);
-      c.q[size_t(o * c.per + j)] = static_cast<int64_t>(v);
-    }
+    c.zero.push_back(0.f);
+    for (int64_t j = 0; j < c.per_channel; ++j)
+      c.q[size_t(o * c.per_channel + j)] = static_cast<int32_t>(quant_code(p, w[size_t(o * c.per_channel + j)]));
   }
   return c;
 }
@@ -483,28 +436,31 @@ class Builder {
     if (layers_[layer].bits > 8)
       throw std::runtime_error(layers_[layer].name + ": " + std::to_string(layers_[layer].bits) +
                                "-bit weights do not fit ONNX's int8 DequantizeLinear");
-    const LayerCodes c = asym_codes(q_, layer);
+    const WeightCodes c = q_.weight_codes(layer);
+    const int64_t K = c.out_channels, per = c.per_channel;
     std::vector<int64_t> codes(c.q.begin(), c.q.end()), zp;
     std::vector<float> s;
     bool fits = true;
-    for (int64_t o = 0; o < c.out; ++o) {
-      zp.push_back(-static_cast<int64_t>(c.zero[size_t(o)]));
-      s.push_back(1.f / c.scale[size_t(o)]);
+    for (int64_t o = 0; o < K; ++o) {
+      // asym: (q + zero) / scale = (q - (-zero)) * (1 / scale); sym: q * step exactly as dfq computes it
+      const bool sym = c.scheme == WeightScheme::Sym;
+      zp.push_back(sym ? 0 : -static_cast<int64_t>(c.zero[size_t(o)]));
+      s.push_back(sym ? c.scale[size_t(o)] : 1.f / c.scale[size_t(o)]);
       fits = fits && zp.back() >= -128 && zp.back() <= 127;
     }
-    const std::string ws = init(onnx::make_float(name + ".weight_scale", {c.out}, s));
+    const std::string ws = init(onnx::make_float(name + ".weight_scale", {K}, s));
     if (!fits) {
       // A channel whose weights do not straddle 0 has its zero point outside int8: the layer's codes
       // go as int32 numerators q + zero (zero point 0), the same values.
-      for (int64_t o = 0; o < c.out; ++o)
-        for (int64_t j = 0; j < c.per; ++j) codes[size_t(o * c.per + j)] -= zp[size_t(o)];
+      for (int64_t o = 0; o < K; ++o)
+        for (int64_t j = 0; j < per; ++j) codes[size_t(o * per + j)] -= zp[size_t(o)];
       out.notes.push_back(layers_[layer].name + ": a channel's weights do not straddle 0, so its zero point does not fit "
                           "int8; the layer's codes are written as int32 (q - zero point)");
       const std::string wq = init(onnx::make_int(name + ".weight_q", Elem::Int32, w.shape(), codes));
       return node("DequantizeLinear", {wq, ws}, {Attribute::integer("axis", 0)}, name + ".weight_dq");
     }
     const std::string wq = init(onnx::make_int(name + ".weight_q", Elem::Int8, w.shape(), codes));
-    const std::string wz = init(onnx::make_int(name + ".weight_zero_point", Elem::Int8, {c.out}, zp));
+    const std::string wz = init(onnx::make_int(name + ".weight_zero_point", Elem::Int8, {K}, zp));
     return node("DequantizeLinear", {wq, ws, wz}, {Attribute::integer("axis", 0)}, name + ".weight_dq");
   }
 
@@ -517,20 +473,23 @@ class Builder {
     if (bits > 8)
       throw std::runtime_error(layers_[layer].name + ": " + std::to_string(bits) +
                                "-bit weights do not fit int8 (the ort / trt profiles quantize every conv and linear)");
-    if (!noted_requant_) {
+    const bool sym = q_.config().weight_scheme == WeightScheme::Sym;
+    if (!sym && !noted_requant_) {
       weight_notes.push_back("weights: dfq's asymmetric per-channel grids re-quantized symmetrically from the latent "
-                             "weights (int8, zero point 0), as --weight_scheme sym would; BN folded into the scales");
+                             "weights (int8, zero point 0), as --weight_scheme sym would (quantize with it for an "
+                             "exact export); BN folded into the scales");
       noted_requant_ = true;
     }
     const int64_t K = w.size(0);
-    SymCodes c = sym_codes(w.to_vector(), K, bits);
+    const WeightCodes c = sym ? q_.weight_codes(layer) : sym_requantized(w, bits);
+    std::vector<int64_t> codes(c.q.begin(), c.q.end());
     std::vector<float> ws(static_cast<size_t>(K));
     for (int64_t k = 0; k < K; ++k) {
-      ws[size_t(k)] = c.step[size_t(k)] * std::fabs(a[size_t(k)]);
+      ws[size_t(k)] = c.scale[size_t(k)] * std::fabs(a[size_t(k)]);
       if (a[size_t(k)] < 0)
-        for (int64_t j = 0; j < c.per; ++j) c.q[size_t(k * c.per + j)] = -c.q[size_t(k * c.per + j)];
+        for (int64_t j = 0; j < c.per_channel; ++j) codes[size_t(k * c.per_channel + j)] = -codes[size_t(k * c.per_channel + j)];
     }
-    const std::string wq = init(onnx::make_int(name + ".weight_q", Elem::Int8, w.shape(), c.q));
+    const std::string wq = init(onnx::make_int(name + ".weight_q", Elem::Int8, w.shape(), codes));
     const std::string wsn = init(onnx::make_float(name + ".weight_scale", {K}, ws));
     const std::string wz = init(onnx::make_int(name + ".weight_zero_point", Elem::Int8, {K}, std::vector<int64_t>(size_t(K), 0)));
     const std::string wdq = node("DequantizeLinear", {wq, wsn, wz}, {Attribute::integer("axis", 0)}, name + ".weight_dq");

@@ -57,8 +57,8 @@ for m in $models; do
     x="$build/tools/export_onnx"
     mkdir -p "$d/dump$tag"
     "$x" "$d/w${tag}_asym.bin" -o "$d/w${tag}_faithful.onnx" --dataset fashion-mnist --dump "$d/dump$tag" >"$d/export$tag.log"
-    "$x" "$d/w${tag}_sym.bin" -o "$d/w${tag}_ort.onnx" --profile ort --calib "$d/distill/distilled.npy" >>"$d/export$tag.log"
-    "$x" "$d/w${tag}_sym.bin" -o "$d/w${tag}_trt.onnx" --profile trt --calib "$d/distill/distilled.npy" >>"$d/export$tag.log"
+    "$x" "$d/w${tag}_sym.bin" -o "$d/w${tag}_ort.onnx" --profile ort --calib "$d/distill/distilled.npy" --input_range fashion-mnist >>"$d/export$tag.log"
+    "$x" "$d/w${tag}_sym.bin" -o "$d/w${tag}_trt.onnx" --profile trt --calib "$d/distill/distilled.npy" --input_range fashion-mnist >>"$d/export$tag.log"
     "$x" "$d/w${tag}_sym.bin" -o "$d/float.onnx" --profile float >>"$d/export$tag.log"
     ls -l "$w" "$d/w${tag}_asym.bin" "$d"/w${tag}_*.onnx | awk '{printf "  %-60s %10d bytes\n", $9, $5}'
     check "$d/dump$tag" --label "$m W${bits}" --faithful "$d/w${tag}_faithful.onnx" --ort "$d/w${tag}_ort.onnx" \

@@ -43,8 +43,10 @@ std::shared_ptr<models::Model> mobilenet_random_bn(uint64_t seed) {
 
 // A quantized model with its activation ranges observed on one noise batch, then frozen.
 std::unique_ptr<QuantizedModel> calibrated(std::shared_ptr<models::Model> m, int wbits, int abits,
-                                           ActPlacement placement = ActPlacement::ReluSites) {
+                                           ActPlacement placement = ActPlacement::ReluSites,
+                                           WeightScheme scheme = WeightScheme::Asym) {
   QuantConfig cfg;
+  cfg.weight_scheme = scheme;
   cfg.wbits = wbits;
   cfg.abits = abits;
   cfg.act_placement = placement;
@@ -112,9 +114,12 @@ TEST_CASE("onnx export: the faithful graph computes the quantized model's logits
     bool mobilenet;
     int wbits, abits;
     ActPlacement placement;
+    WeightScheme scheme = WeightScheme::Asym;
   };
   const Case cases[] = {{"resnet18 W8A8", false, 8, 8, ActPlacement::ReluSites},
                         {"resnet18 W4A4", false, 4, 4, ActPlacement::ReluSites},
+                        {"resnet18 W4A4 sym", false, 4, 4, ActPlacement::ReluSites, WeightScheme::Sym},
+                        {"mobilenet_v2 W8A8 sym", true, 8, 8, ActPlacement::ReluSites, WeightScheme::Sym},
                         {"resnet18 W4A4 layer inputs (SQuant)", false, 4, 4, ActPlacement::LayerInputs},
                         {"mobilenet_v2 W4A4", true, 4, 4, ActPlacement::ReluSites},
                         {"mobilenet_v2 W8A8 layer inputs (SQuant)", true, 8, 8, ActPlacement::LayerInputs}};
@@ -123,7 +128,7 @@ TEST_CASE("onnx export: the faithful graph computes the quantized model's logits
   for (const Case& c : cases) {
     CAPTURE(c.label);
     auto q = calibrated(c.mobilenet ? mobilenet_random_bn(3) : dfq::test::resnet18_random_bn(3, true), c.wbits, c.abits,
-                        c.placement);
+                        c.placement, c.scheme);
     OnnxExportOptions o;
     const OnnxExport e = export_onnx(*q, o);
     const Tensor want = dfq_logits(*q, x), got = run_onnx_graph(e.model, x);
@@ -230,6 +235,20 @@ TEST_CASE("onnx export: ort / trt put every conv and linear between DequantizeLi
   }
 }
 
+TEST_CASE("onnx export: a packed file exports the same graph as its float file") {
+  TempDir dir("onnx_packed");
+  for (WeightScheme scheme : {WeightScheme::Asym, WeightScheme::Sym}) {
+    auto q = calibrated(dfq::test::resnet18_random_bn(6, true), 4, 4, ActPlacement::ReluSites, scheme);
+    q->save(dir / "f.bin");
+    q->save(dir / "p.bin", /*packed=*/true);
+    OnnxExportOptions o;
+    const auto a = onnx::serialize(export_onnx(*load_quantized(dir / "f.bin", "", Device::CPU), o).model);
+    const auto b = onnx::serialize(export_onnx(*load_quantized(dir / "p.bin", "", Device::CPU), o).model);
+    CHECK(a == b);
+    CHECK(std::filesystem::file_size(dir / "p.bin") < std::filesystem::file_size(dir / "f.bin") / 6);
+  }
+}
+
 TEST_CASE("onnx export: refusals") {
   auto vgg = models::create_model("vgg11_bn", 10, 0, true);
   auto q = calibrated(vgg, 8, 8);
@@ -239,6 +258,9 @@ TEST_CASE("onnx export: refusals") {
   o.profile = OnnxProfile::Ort;
   CHECK_THROWS_WITH(export_onnx(*r, o), doctest::Contains("needs calibration images"));
   CHECK_THROWS_AS(parse_onnx_profile("tensorrt"), std::invalid_argument);
+  CHECK(parse_input_range("-1,2.5") == std::pair<float, float>{-1.f, 2.5f});
+  CHECK(parse_input_range("fashion-mnist").first < -0.8f);
+  for (const char* bad : {"2,1", "1", "a,b", "1,2,3", "nan,1"}) CHECK_THROWS_AS(parse_input_range(bad), std::invalid_argument);
 }
 
 TEST_CASE("export_onnx CLI: writes the file, refuses bad input") {
@@ -257,6 +279,8 @@ TEST_CASE("export_onnx CLI: writes the file, refuses bad input") {
                              {qbin + " --profile ort", "needs --calib", 2},
                              {qbin + " --profile tensorrt", "tensorrt", 2},
                              {qbin + " --calib noise", "--calib is for the ort / trt profiles", 2},
-                             {qbin + " --score", "need --dataset", 2}},
+                             {qbin + " --score", "need --dataset", 2},
+                             {qbin + " --profile ort --calib noise --input_range 3,1", "--input_range", 2},
+                             {qbin + " --input_range fashion-mnist", "--input_range is for the ort / trt profiles", 2}},
                             " -o " + out, log, {out});
 }
