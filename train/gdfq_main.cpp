@@ -3,6 +3,7 @@
 // official code does it (../shared/docs/dfq_algorithms.md §3; quant/gdfq.h). Every epoch: an atomic
 // checkpoint that --resume continues from exactly, a CSV line, a progress bar; every few epochs a
 // PNG grid of generated images (one row per class); at the end the report and the quantized model.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -35,7 +36,8 @@ static const char* kUsage =
     "  --first_last_8        first conv and last linear at 8 bits (official: at W)\n"
     "  --weight_round R      nearest (default, official) or squant: after the last epoch's fine-tuning, the\n"
     "                        weights rounded once by SQuant's flips (fixed grid) before the final\n"
-    "                        evaluation and save (may differ on --resume: it changes only that step)\n"    "  --weight_scheme S     asym (default, official: min/max grid with a zero point) or sym (zero point 0,\n"
+    "                        evaluation and save (may differ on --resume: it changes only that step)\n"
+    "  --weight_scheme S     asym (default, official: min/max grid with a zero point) or sym (zero point 0,\n"
     "                        codes in [-(2^(W-1)-1), 2^(W-1)-1], step max|w| / (2^(W-1)-1); W >= 2)\n"
     "  --n_epochs N          default 400      --n_iter N      iterations per epoch, default 200\n"
     "  --batch_size N        default 16       --warmup_epochs N  epochs before Q learns, default 50\n"
@@ -168,8 +170,13 @@ int main(int argc, char** argv) {
         {"--kd_temperature", num(o.kd_temperature)}, {"--no_bns", o.use_bns ? "off" : "on"},
         {"--no_kd", o.use_kd ? "off" : "on"}, {"--img_size", std::to_string(isz)}, {"--seed", std::to_string(cli.seed)},
         {"--device", cli.device}, {"evaluation data", cli.has_data() ? cli.data_str() : "none"}};
-    if (resume) quant::require_same_options(quant::decode_options(quant::GdfqTrainer::checkpoint_options(ckpt.string())),
-                                            run_options, ckpt.string());
+    if (resume) {
+      quant::RunOptions recorded = quant::decode_options(quant::GdfqTrainer::checkpoint_options(ckpt.string()));
+      // checkpoints written before --weight_scheme existed were asymmetric
+      if (std::none_of(recorded.begin(), recorded.end(), [](const auto& kv) { return kv.first == "--weight_scheme"; }))
+        recorded.push_back({"--weight_scheme", "asym"});
+      quant::require_same_options(recorded, run_options, ckpt.string());
+    }
     quant::MethodRun run(cli);
     const Device dev = run.device();
     auto teacher = run.load_model();
