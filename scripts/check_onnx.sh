@@ -77,7 +77,7 @@ w=weights/fmnist_resnet18.bin
 "$build/tools/export_onnx" "$d/squant.bin" -o "$d/squant.onnx" --dataset fashion-mnist --dump "$d/dump_squant" \
   --dump_images 2000 >"$d/export_squant.log"
 check "$d/dump_squant" --label "resnet18 SQuant W4A4" --faithful "$d/squant.onnx"
-"$build/train/gdfq_main" --weights "$w" --bits 4/4 --n_epochs 2 --n_iter 4 --warmup_epochs 1 --range_epochs 1 \
+"$build/train/gdfq_main" --weights "$w" --bits 4/4 --n_epochs 1 --n_iter 4 --warmup_epochs 1 --range_epochs 1 \
   --out "$d/gdfq" --save "$d/gdfq.bin" >"$d/gdfq.log"
 "$build/tools/export_onnx" "$d/gdfq.bin" -o "$d/gdfq.onnx" --dataset fashion-mnist --dump "$d/dump_gdfq" \
   --dump_images 2000 >"$d/export_gdfq.log"
