@@ -22,7 +22,6 @@ iters=${DFQ_ONNX_ITERS:-500}
 models=${DFQ_ONNX_MODELS:-"resnet18 mobilenet_v2"}
 bitsets=${DFQ_ONNX_BITS:-"8/8 4/4"}
 golden=../shared/golden/pth
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 
 cmake --build "$build" -j"$(nproc)" --target export_onnx zeroq_main squant_main gdfq_main convert_weights pack_weights >/dev/null
 
@@ -52,7 +51,8 @@ for m in $models; do
   d=$work/$m
   mkdir -p "$d"
   echo "== $m: ZeroQ distillation ($iters iterations)"
-  step "$d/distill.log" "$build/train/zeroq_main" --weights "$w" --bits 8/8 --iters "$iters" --out "$d/distill"
+  step "$d/distill.log" "$build/train/zeroq_main" --weights "$w" --bits 8/8 --iters "$iters" --img_size 32 \
+    --out "$d/distill"
   for bits in $bitsets; do
     tag=${bits/\//}
     for scheme in asym sym; do
