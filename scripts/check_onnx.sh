@@ -73,8 +73,16 @@ for m in $models; do
     echo "  file sizes (float model, quantized as float32 latents, packed integer codes, ONNX):"
     ls -l "$w" "$d/w${tag}_sym.bin" "$d/w${tag}_sym_packed.bin" "$d"/w${tag}_*.onnx "$d/float.onnx" |
       awk '{printf "    %-58s %10d bytes\n", $9, $5}'
+    # ort's top-1 within 0.2 of dfq's sym model, except MobileNetV2 W4A4 (3.0): there ONNX Runtime's int32
+    # bias on the accumulator grid s_x * s_w (which dfq's fake-quant model keeps in float) costs 2.4 points
+    # (measured: with a float bias the same graph scores dfq's figure; docs/onnx_export.md), a gap of
+    # the deployment, not of the export; the gate still catches a broken graph (19 points before the
+    # codes were scaled by floor(127 / L)).
+    tol=0.2
+    [ "$m/$tag" = mobilenet_v2/44 ] && tol=3.0
     check "$d/dump$tag" --label "$m W${bits}" --faithful "$d/w${tag}_faithful.onnx" --ort "$d/w${tag}_ort.onnx" \
-      --ort_ref_top1 "$(json_top1 "$d/w${tag}_sym.json")" --trt "$d/w${tag}_trt.onnx" --float "$d/float.onnx" --bench
+      --ort_ref_top1 "$(json_top1 "$d/w${tag}_sym.json")" --top1_tol "$tol" --trt "$d/w${tag}_trt.onnx" \
+      --float "$d/float.onnx" --bench
     echo "  dfq fake-quant top-1: asym $(json_top1 "$d/w${tag}_asym.json"), sym $(json_top1 "$d/w${tag}_sym.json")"
     rm -rf "$d/dump$tag"
   done
