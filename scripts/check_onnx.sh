@@ -7,7 +7,8 @@
 #   distilled batch) / float, and tools/check_onnx.py: onnx.checker full_check on every file;
 #   faithful under ONNX Runtime with optimisations off = dfq's logits (1e-4 of max |logit|); ort
 #   fused into QLinearConv / QGemm for every conv and linear, its top-1 within 0.2 of dfq's sym
-#   model; ONNX Runtime int8 / fp32 latency at batch 1 and 64.
+#   model (MobileNetV2 W4A4: the mean of seeds 0 / 1 / 2 within 0.2, each seed within 0.4);
+#   ONNX Runtime int8 / fp32 latency at batch 1 and 64.
 # Then one SQuant (W4A4) and one GDFQ model (W4A8, a short run) of resnet18 exported faithfully and
 # checked the same way: every method's saved model exports.
 # Usage: scripts/check_onnx.sh [BUILD_DIR] [WORK_DIR]
@@ -73,16 +74,44 @@ for m in $models; do
     echo "  file sizes (float model, quantized as float32 latents, packed integer codes, ONNX):"
     ls -l "$w" "$d/w${tag}_sym.bin" "$d/w${tag}_sym_packed.bin" "$d"/w${tag}_*.onnx "$d/float.onnx" |
       awk '{printf "    %-58s %10d bytes\n", $9, $5}'
-    # ort's top-1 within 0.2 of dfq's sym model, except MobileNetV2 W4A4 (3.0): there ONNX Runtime's int32
-    # bias on the accumulator grid s_x * s_w (which dfq's fake-quant model keeps in float) costs 2.4 points
-    # (measured: with a float bias the same graph scores dfq's figure; docs/onnx_export.md), a gap of
-    # the deployment, not of the export; the gate still catches a broken graph (19 points before the
-    # codes were scaled by floor(127 / L)).
+    # ort's top-1 within 0.2 of dfq's sym model. MobileNetV2 W4A4 is a fragile model (85.4 float, 48
+    # quantized) on which the 8-bit quantizers ort adds change 13.5 % of the predictions, so one seed's
+    # top-1 moves by up to 0.25 either way (measured: +0.25, -0.18, 0.00 for seeds 0 / 1 / 2): there
+    # one seed is held to 0.4 and the mean of three seeds to 0.2 (below).
     tol=0.2
-    [ "$m/$tag" = mobilenet_v2/44 ] && tol=3.0
+    [ "$m/$tag" = mobilenet_v2/44 ] && tol=0.4
     check "$d/dump$tag" --label "$m W${bits}" --faithful "$d/w${tag}_faithful.onnx" --ort "$d/w${tag}_ort.onnx" \
       --ort_ref_top1 "$(json_top1 "$d/w${tag}_sym.json")" --top1_tol "$tol" --trt "$d/w${tag}_trt.onnx" \
-      --float "$d/float.onnx" --bench
+      --float "$d/float.onnx" --bench --json "$d/w${tag}_ort_check.json"
+    if [ "$m/$tag" = mobilenet_v2/44 ]; then
+      # seeds 1 and 2: distillation, sym quantization, ort export and ONNX Runtime's top-1
+      for s in 1 2; do
+        ds=$d/seed$s
+        mkdir -p "$ds/dump"
+        step "$ds/run.log" "$build/train/zeroq_main" --weights "$w" --bits 8/8 --iters "$iters" --img_size 32 \
+          --seed "$s" --out "$ds/distill"
+        step "$ds/run.log" "$build/train/zeroq_main" --weights "$w" --bits "$bits" --distilled "$ds/distill/distilled.npy" \
+          --dataset fashion-mnist --weight_scheme sym --save "$ds/sym.bin" --json "$ds/sym.json"
+        step "$ds/run.log" "$x" "$ds/sym.bin" -o "$ds/ort.onnx" --profile ort --calib "$ds/distill/distilled.npy" \
+          --input_range fashion-mnist --dataset fashion-mnist --dump "$ds/dump"
+        check "$ds/dump" --label "$m W${bits} seed $s" --ort "$ds/ort.onnx" --ort_ref_top1 "$(json_top1 "$ds/sym.json")" \
+          --top1_tol 0.4 --json "$ds/ort_check.json"
+        rm -rf "$ds/dump"
+      done
+      "$py" - "$d/w${tag}_sym.json" "$d/w${tag}_ort_check.json" "$d/seed1/sym.json" "$d/seed1/ort_check.json" \
+        "$d/seed2/sym.json" "$d/seed2/ort_check.json" <<'PY' || status=1
+import json, sys
+f = [json.load(open(p)) for p in sys.argv[1:]]
+dfq = [f[i]["q_top1"] for i in (0, 2, 4)]
+ort = [f[i]["ort_top1"] for i in (1, 3, 5)]
+md, mo = sum(dfq) / 3, sum(ort) / 3
+ok = abs(mo - md) <= 0.2
+print(f"mobilenet_v2 W4A4, seeds 0 / 1 / 2: ort int8 top-1 {ort[0]:.2f} / {ort[1]:.2f} / {ort[2]:.2f} (mean {mo:.2f}), "
+      f"dfq sym {dfq[0]:.2f} / {dfq[1]:.2f} / {dfq[2]:.2f} (mean {md:.2f}): |diff| of the means {abs(mo - md):.2f} "
+      f"(limit 0.2)  {'ok' if ok else 'FAILED'}")
+sys.exit(0 if ok else 1)
+PY
+    fi
     echo "  dfq fake-quant top-1: asym $(json_top1 "$d/w${tag}_asym.json"), sym $(json_top1 "$d/w${tag}_sym.json")"
     rm -rf "$d/dump$tag"
   done

@@ -235,6 +235,37 @@ TEST_CASE("onnx export: ort / trt put every conv and linear between DequantizeLi
   }
 }
 
+TEST_CASE("onnx export: ort re-quantizes a 4-bit input onto 17x finer uint8 steps, exactly") {
+  Generator g(19);
+  const Tensor calib = randn({16, 3, 32, 32}, g), x = randn({4, 3, 32, 32}, g);
+  auto q = calibrated(dfq::test::resnet18_random_bn(8, true), 4, 4, ActPlacement::ReluSites, WeightScheme::Sym);
+  for (OnnxProfile p : {OnnxProfile::Ort, OnnxProfile::Trt}) {
+    const std::string profile = onnx_profile_name(p);
+    CAPTURE(profile);
+    OnnxExportOptions o;
+    o.profile = p;
+    o.calib = calib;
+    const OnnxExport e = export_onnx(*q, o);
+    const auto prod = producers(e.model);
+    auto value = [&](const std::string& t) { return onnx::values(*e.model.find_initializer(t)).at(0); };
+    int fine = 0;
+    for (const auto& n : e.model.nodes) {
+      if (n.op != "QuantizeLinear" || n.name.find(".q2/") == std::string::npos) continue;
+      // Q2 <- Clip <- DQ <- Q: Q2's grid is Q's with m = 17 (ort) or the same grid (trt)
+      const onnx::Node& clip = *prod.at(n.inputs[0]);
+      REQUIRE(clip.op == "Clip");
+      const onnx::Node& q1 = *prod.at(prod.at(clip.inputs[0])->inputs[0]);
+      REQUIRE(q1.op == "QuantizeLinear");
+      const float m = p == OnnxProfile::Ort ? 17.f : 1.f;
+      CHECK(value(n.inputs[1]) == doctest::Approx(value(q1.inputs[1]) / m).epsilon(1e-6));
+      CHECK(value(n.inputs[2]) == value(q1.inputs[2]) * m);
+      ++fine;
+    }
+    CHECK(fine > 0);
+    CHECK(std::isfinite(max_abs(run_onnx_graph(e.model, x).to_vector())));
+  }
+}
+
 TEST_CASE("onnx export: a packed file exports the same graph as its float file") {
   TempDir dir("onnx_packed");
   for (WeightScheme scheme : {WeightScheme::Asym, WeightScheme::Sym}) {

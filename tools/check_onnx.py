@@ -3,7 +3,7 @@
 virtualenv with onnx and onnxruntime from PyPI). An interoperability check: dfq itself has no Python.
 
   check_onnx.py DUMP_DIR --faithful F.onnx [--ort O.onnx --ort_ref_top1 X] [--trt T.onnx]
-                [--float FLOAT.onnx] [--bench] [--tol 1e-4] [--top1_tol 0.2]
+                [--float FLOAT.onnx] [--bench] [--tol 1e-4] [--top1_tol 0.2] [--json OUT]
 
 DUMP_DIR holds what `export_onnx --dump` wrote: images.npy (preprocessed as dfq feeds them),
 labels.npy and dfq_logits.npy (the dfq model's logits on them).
@@ -24,6 +24,7 @@ labels.npy and dfq_logits.npy (the dfq model's logits on them).
 Exit status 1 on any failed check, with one line naming it.
 """
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -90,6 +91,7 @@ def main():
     ap.add_argument("--tol", type=float, default=1e-4)
     ap.add_argument("--top1_tol", type=float, default=0.2)
     ap.add_argument("--label", default="")
+    ap.add_argument("--json", help="write {ort_top1} (the ort file's top-1) to this file")
     a = ap.parse_args()
     images = np.load(os.path.join(a.dump, "images.npy")).astype(np.float32)
     labels = np.load(os.path.join(a.dump, "labels.npy"))
@@ -134,6 +136,9 @@ def main():
         fused = int_convs >= convs and int_gemms >= gemms and left == 0
         logits = run(sess, images)
         t1 = top1(logits, labels)
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump({"ort_top1": t1}, f)
         print(f"{tag}ort, ORT optimisations on: {int_convs} integer convs for {convs} Conv, {int_gemms} integer gemms for "
               f"{gemms} Gemm, {left} float conv / gemm left  {'ok' if fused else 'FAILED'}")
         print(f"{tag}   optimised graph ops: " + ", ".join(f"{k} {v}" for k, v in sorted(opt.items())))
