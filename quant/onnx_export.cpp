@@ -654,6 +654,12 @@ class Runner {
     return p && i < p->ints.size() ? p->ints[i] : def;
   }
 
+  // QuantizeLinear's code: x / scale rounded half to even, plus the zero point, saturated to [lo, hi].
+  static float q_code(float x, float scale, float zp, float lo, float hi) {
+    const float c = rintf(x / scale) + zp;
+    return c < lo ? lo : (c > hi ? hi : c);
+  }
+
   // Per-tensor or per-axis (axis 0) parameters of a Q / DQ node.
   static void qparams(const Value& s, const Value* z, int64_t rows, std::vector<float>* sv, std::vector<float>* zv) {
     *sv = s.t.to_vector();
@@ -704,8 +710,7 @@ class Runner {
         const float lo = float(type_min(t)), hi = float(type_max(t));
         for (size_t i = 0; i < d.size(); ++i) {
           const size_t r = s.size() == 1 ? 0 : size_t(int64_t(i) / per);
-          float c = rintf(d[i] / s[r]) + zp[r];
-          d[i] = c < lo ? lo : (c > hi ? hi : c);
+          d[i] = q_code(d[i], s[r], zp[r], lo, hi);
         }
         return {Tensor::from_vector(d, x.t.shape()), t};
       }
@@ -724,11 +729,9 @@ class Runner {
       auto& [lo, hi] = obs->range[id];
       for (float e : d) lo = std::min(lo, e), hi = std::max(hi, e);
       const Grid g = observed_grid(lo, hi, sym);  // observe, then quantize with the range so far (dfq's observer)
-      for (float& e : d) {
-        float c = rintf(e / g.s) + float(g.zp);
-        c = c < float(type_min(g.type)) ? float(type_min(g.type)) : (c > float(type_max(g.type)) ? float(type_max(g.type)) : c);
-        e = static_cast<float>(static_cast<int64_t>(c) - g.zp) * g.s;
-      }
+      for (float& e : d)
+        e = static_cast<float>(static_cast<int64_t>(q_code(e, g.s, float(g.zp), float(type_min(g.type)), float(type_max(g.type)))) -
+                               g.zp) * g.s;
       return {Tensor::from_vector(d, in(0).t.shape()), Elem::Float};
     }
     throw std::runtime_error("onnx graph: op " + op + " is not supported by dfq's interpreter");

@@ -116,9 +116,12 @@ int main(int argc, char** argv) {
     JsonReport report;
     report.str("profile", profile_s).num("nodes", double(e.model.nodes.size())).num("int_convs", e.int_convs)
         .num("int_gemms", e.int_gemms).num("added_quantizers", e.added_quantizers).num("bytes", double(bytes.size()));
-    if (score) {
-      auto ds = models::open_dataset(dataset, data, labels);
+    std::unique_ptr<Dataset> ds;  // the evaluation data of --score and --dump, opened once
+    if (score || !dump.empty()) {
+      ds = models::open_dataset(dataset, data, labels);
       models::check_labels(*ds, q->model(), data.empty() ? dataset : "--data " + data);
+    }
+    if (score) {
       models::EvalResult rq;
       {
         auto cached = q->cache_weights();
@@ -131,8 +134,6 @@ int main(int argc, char** argv) {
       report.num("dfq_top1", rq.top1()).num("graph_top1", rg.top1());
     }
     if (!dump.empty()) {
-      auto ds = models::open_dataset(dataset, data, labels);
-      models::check_labels(*ds, q->model(), data.empty() ? dataset : "--data " + data);
       const int64_t n = dump_images ? std::min<int64_t>(dump_images, ds->size()) : ds->size();
       const Shape item = ds->item_shape();
       Shape shape = {n};
