@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "engine/io/flags.h"
 #include "engine/io/json_out.h"
 #include "engine/io/plot.h"
 #include "engine/io/progress.h"
@@ -19,26 +20,6 @@ namespace dfq::quant {
 
 namespace {
 constexpr double kUnset = std::numeric_limits<double>::quiet_NaN();
-
-// "2,4,8" -> numbers; throws std::invalid_argument naming the flag.
-std::vector<double> parse_list(const std::string& text, const std::string& flag) {
-  std::vector<double> out;
-  std::stringstream in(text);
-  for (std::string item; std::getline(in, item, ',');) {
-    size_t pos = 0;
-    double v = 0;
-    try {
-      v = std::stod(item, &pos);
-    } catch (const std::exception&) {
-      pos = std::string::npos;
-    }
-    if (item.empty() || pos != item.size() || !std::isfinite(v))
-      throw std::invalid_argument(flag + ": '" + item + "' is not a number (a comma-separated list, e.g. 2,4,8)");
-    out.push_back(v);
-  }
-  if (out.empty() || text.back() == ',') throw std::invalid_argument(flag + ": '" + text + "' is not a comma-separated list");
-  return out;
-}
 
 std::string fmt(const char* f, double v) {
   char b[64];
@@ -58,7 +39,7 @@ void MpFlags::validate(const Flags& flags) {
   if (have_size && have_avg) flags.fail("give either --mp_size or --mp_avg_bits, not both");
   if (have_size && !(size_mb > 0)) flags.fail("--mp_size must be > 0 (MB of weights)");
   try {
-    for (double v : parse_list(bits_text, "--mp_bits")) {
+    for (double v : parse_number_list(bits_text, "--mp_bits")) {
       if (v != std::floor(v)) throw std::invalid_argument("--mp_bits: " + fmt("%g", v) + " is not a whole number of bits");
       if (v < 1 || v > 32) throw std::invalid_argument("--mp_bits: " + fmt("%g", v) + " bits is not supported (1..24, 32 = float)");
       quant::check_bits(int(v), "--mp_bits");
@@ -66,7 +47,7 @@ void MpFlags::validate(const Flags& flags) {
     }
     std::sort(bits.begin(), bits.end());
     if (std::adjacent_find(bits.begin(), bits.end()) != bits.end()) throw std::invalid_argument("--mp_bits: a bit-width is listed twice");
-    if (!check_text.empty()) check_avg_bits = parse_list(check_text, "--mp_check");
+    if (!check_text.empty()) check_avg_bits = parse_number_list(check_text, "--mp_check");
   } catch (const std::exception& ex) {
     flags.fail(ex.what());
   }

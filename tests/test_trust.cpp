@@ -376,3 +376,10 @@ TEST_CASE("run options: recorded and compared by name; output path probes") {
   CHECK_THROWS_AS(require_finite_loss(std::nan(""), "x"), Diverged);
   CHECK_NOTHROW(require_finite_loss(1.5, "x"));
 }
+
+TEST_CASE("flags: parse_number_list (--mp_bits, --mp_check, gdfq's --milestones)") {
+  CHECK(parse_number_list("2,4,8", "--mp_bits") == std::vector<double>{2, 4, 8});
+  CHECK(parse_number_list("2.5", "--mp_check") == std::vector<double>{2.5});
+  for (const char* bad : {"", ",", "2,", ",2", "2,,4", "2;4", "nan", "inf,2", "4x"})
+    CHECK_THROWS_WITH_AS(parse_number_list(bad, "--mp_bits"), doctest::Contains("--mp_bits"), std::invalid_argument);
+}

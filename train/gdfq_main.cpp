@@ -4,10 +4,12 @@
 // checkpoint that --resume continues from exactly, a CSV line, a progress bar; every few epochs a
 // PNG grid of generated images (one row per class); at the end the report and the quantized model.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 
 #include "engine/io/flags.h"
 #include "engine/io/image.h"
@@ -70,17 +72,13 @@ static const char* kUsage =
 namespace {
 std::vector<int> parse_int_list(const std::string& s, const Flags& flags, const std::string& name) {
   std::vector<int> v;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');) {
-    size_t pos = 0;
-    int x = -1;
-    try {
-      x = std::stoi(item, &pos);
-    } catch (const std::exception&) {
-      pos = 0;
+  try {
+    for (double x : parse_number_list(s, name)) {
+      if (x < 0 || x != std::floor(x) || x > 1e9) throw std::invalid_argument("not an epoch");
+      v.push_back(static_cast<int>(x));
     }
-    if (item.empty() || pos != item.size() || x < 0) flags.fail(name + ": '" + s + "' is not a list of epochs");
-    v.push_back(x);
+  } catch (const std::invalid_argument&) {
+    flags.fail(name + ": '" + s + "' is not a list of epochs");
   }
   return v;
 }

@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <limits>
+#include <sstream>
+#include <stdexcept>
 
 namespace dfq {
 
@@ -126,6 +128,25 @@ void Flags::done() {
     if (w == word)
       fail("unexpected argument '" + word + "' after " + sw + ": a switch takes no value (write " + sw + "=false to turn it off)");
   fail("unexpected argument '" + word + "'");
+}
+
+std::vector<double> parse_number_list(const std::string& text, const std::string& flag) {
+  std::vector<double> out;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) {
+    size_t pos = 0;
+    double v = 0;
+    try {
+      v = std::stod(item, &pos);
+    } catch (const std::exception&) {
+      pos = std::string::npos;
+    }
+    if (item.empty() || pos != item.size() || !std::isfinite(v))
+      throw std::invalid_argument(flag + ": '" + item + "' is not a number (a comma-separated list, e.g. 2,4,8)");
+    out.push_back(v);
+  }
+  if (out.empty() || text.back() == ',') throw std::invalid_argument(flag + ": '" + text + "' is not a comma-separated list");
+  return out;
 }
 
 }  // namespace dfq

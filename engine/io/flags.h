@@ -53,4 +53,8 @@ class Flags {
   bool positional_read_ = false;
 };
 
+// "2,4,8" -> its numbers; throws std::invalid_argument naming `flag` on an empty item, a trailing
+// comma, a malformed or a non-finite number.
+std::vector<double> parse_number_list(const std::string& text, const std::string& flag);
+
 }  // namespace dfq
