@@ -330,15 +330,12 @@ std::string QuantizedModel::coverage_report() const {
   std::string bits = "W" + std::to_string(cfg_.wbits);
   if (cfg_.first_last_bits) bits += " (first conv / last linear W" + std::to_string(cfg_.first_last_bits) + ")";
   if (!cfg_.layer_wbits.empty()) {  // mixed precision: the layers per bit-width and the mean bits per weight
-    std::vector<int64_t> numel;
-    for (const auto& [n, l] : model_->conv_layers()) numel.push_back(l->weight.numel());
-    for (const auto& [n, l] : model_->linear_layers()) numel.push_back(l->weight.numel());
     std::map<int, int> per;
     double wsum = 0, n = 0;
-    for (size_t i = 0; i < cfg_.layer_wbits.size(); ++i) {
-      ++per[cfg_.layer_wbits[i]];
-      wsum += double(numel[i]) * cfg_.layer_wbits[i];
-      n += double(numel[i]);
+    for (const WeightLayer& l : weight_layers()) {
+      ++per[l.bits];
+      wsum += double(l.weight.numel()) * l.bits;
+      n += double(l.weight.numel());
     }
     bits = "mixed W bits (";
     for (const auto& [b, count] : per) bits += std::to_string(count) + " at W" + std::to_string(b) + ", ";
