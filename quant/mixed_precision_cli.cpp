@@ -7,7 +7,6 @@
 #include <filesystem>
 #include <limits>
 #include <set>
-#include <sstream>
 
 #include "engine/io/flags.h"
 #include "engine/io/json_out.h"

@@ -189,6 +189,7 @@ class Builder {
     const std::string s = scalar_f(hint + ".scale", g.s);
     const std::string z = init(onnx::make_int(hint + ".zero_point", g.type, {}, {g.zp}));
     std::string d = node("DequantizeLinear", {node("QuantizeLinear", {x, s, z}, {}, hint + ".q"), s, z}, {}, hint + ".dq");
+    Grid out_grid = g;  // the grid of what d holds
     if (g.cmin > type_min(g.type) || g.cmax < type_max(g.type)) {
       const float lo = static_cast<float>(g.cmin - g.zp) * g.s, hi = static_cast<float>(g.cmax - g.zp) * g.s;
       d = node("Clip", {d, scalar_f(hint + ".clip_lo", lo), scalar_f(hint + ".clip_hi", hi)}, {}, hint + ".clip");
@@ -199,15 +200,13 @@ class Builder {
         // (the finer Q saturates where it clips) and runs DQ -> Q between the fused kernels. trt keeps
         // the grid: TensorRT's bias is float.
         const int64_t m = !trt() && g.type == Elem::Uint8 && g.cmax > 0 ? 255 / g.cmax : 1;
-        const Grid fine{g.s / static_cast<float>(m), g.zp * m, g.type, g.cmin * m, g.cmax * m};
-        const std::string s2 = m == 1 ? s : scalar_f(hint + ".fine_scale", fine.s);
-        const std::string z2 = m == 1 ? z : init(onnx::make_int(hint + ".fine_zero_point", g.type, {}, {fine.zp}));
+        out_grid = Grid{g.s / static_cast<float>(m), g.zp * m, g.type, g.cmin * m, g.cmax * m};
+        const std::string s2 = m == 1 ? s : scalar_f(hint + ".fine_scale", out_grid.s);
+        const std::string z2 = m == 1 ? z : init(onnx::make_int(hint + ".fine_zero_point", g.type, {}, {out_grid.zp}));
         d = node("DequantizeLinear", {node("QuantizeLinear", {d, s2, z2}, {}, hint + ".q2"), s2, z2}, {}, hint + ".dq2");
-        grid_[d] = fine;
-        return d;
       }
     }
-    grid_[d] = g;
+    grid_[d] = out_grid;
     return d;
   }
 

@@ -10,8 +10,8 @@
 //    int8 weights (zero point 0, one scale per output channel) with BN folded into the per-channel
 //    scales (exact: BN is linear after the conv; a negative BN scale negates the codes), int32
 //    biases at scale s_x * s_w[o] (weight and < 8-bit activation codes written m times finer, the
-//    same values, so that this grid is fine: docs/onnx_export.md), uint8 activations; every conv / linear input comes from a
-//    DequantizeLinear and every conv output goes into a QuantizeLinear. Where dfq's graph has no
+//    same values, so that this grid is fine: docs/onnx_export.md), uint8 activations; every conv /
+//    linear input comes from a DequantizeLinear and every conv output goes into a QuantizeLinear. Where dfq's graph has no
 //    quantizer there (the image, conv outputs entering a residual add, the residual sums of
 //    MobileNetV2, the pooled classifier input) an 8-bit quantizer is added and calibrated on the
 //    given calibration images (min/max, observing as dfq's ZeroQ observer does: downstream of the
