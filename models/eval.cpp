@@ -2,6 +2,7 @@
 #include "models/eval.h"
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <stdexcept>
 
@@ -43,7 +44,9 @@ void check_labels(const Dataset& ds, const Model& model, const std::string& what
                              std::to_string(model.num_classes) + " outputs: these labels cannot be scored on it");
 }
 
-EvalResult evaluate(Model& model, Dataset& ds, Device dev, int64_t batch_size, const std::string& label) {
+EvalResult evaluate(Model& model, Dataset& ds, Device dev, int64_t batch_size, const std::string& label,
+                    std::vector<int32_t>* predictions) {
+  if (predictions) predictions->clear();
   check_labels(ds, model, "the evaluation data");
   NoGradGuard ng;
   bool was_training = model.is_training();
@@ -61,6 +64,20 @@ EvalResult evaluate(Model& model, Dataset& ds, Device dev, int64_t batch_size, c
     r.top1_hits += topk_correct(logits, b.labels, 1);
     r.top5_hits += topk_correct(logits, b.labels, std::min<int>(5, model.num_classes));
     r.nonfinite += nonfinite_rows(logits);
+    if (predictions) {
+      const Tensor l = logits.cpu().contiguous();
+      const int64_t rows = l.size(0), cols = l.size(1);
+      const float* p = l.data<float>();
+      for (int64_t i = 0; i < rows; ++i) {
+        int32_t best = 0;
+        bool finite = true;
+        for (int64_t j = 0; j < cols; ++j) {
+          finite = finite && std::isfinite(p[i * cols + j]);
+          if (p[i * cols + j] > p[i * cols + best]) best = int32_t(j);
+        }
+        predictions->push_back(finite ? best : -1);
+      }
+    }
     char st[64];
     std::snprintf(st, sizeof st, "top-1 %.2f%%", r.top1());
     bar.update(b.index + 1, st);
@@ -74,6 +91,15 @@ EvalResult evaluate(Model& model, Dataset& ds, Device dev, int64_t batch_size, c
                  (long long)r.nonfinite, (long long)r.images);
   model.train(was_training);
   return r;
+}
+
+double prediction_agreement(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
+  if (a.size() != b.size() || a.empty())
+    throw std::invalid_argument("prediction agreement: " + std::to_string(a.size()) + " against " + std::to_string(b.size()) +
+                                " predictions");
+  size_t same = 0;
+  for (size_t i = 0; i < a.size(); ++i) same += a[i] >= 0 && a[i] == b[i];
+  return double(same) / double(a.size());
 }
 
 Device parse_device(const std::string& name) {

@@ -4,6 +4,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "engine/io/dataset.h"
 #include "models/model.h"
@@ -35,7 +36,12 @@ struct EvalResult {
 // Eval-mode, no-grad pass over the whole dataset on dev. `label` prefixes the progress bar.
 // Labels are checked against the model first; non-finite logit rows are misses, counted in
 // `nonfinite` and reported on stderr.
-EvalResult evaluate(Model& model, Dataset& ds, Device dev, int64_t batch_size = 256, const std::string& label = "eval");
+// predictions, when given, receives each image's top-1 class in dataset order (-1 for a non-finite row).
+EvalResult evaluate(Model& model, Dataset& ds, Device dev, int64_t batch_size = 256, const std::string& label = "eval",
+                    std::vector<int32_t>* predictions = nullptr);
+// The fraction of positions where two prediction lists agree (a -1 agrees with nothing); throws when
+// their lengths differ or they are empty.
+double prediction_agreement(const std::vector<int32_t>& a, const std::vector<int32_t>& b);
 
 // Device flag "cpu" / "cuda" -> Device; "cuda" without a usable GPU throws (no silent fallback).
 Device parse_device(const std::string& name);

@@ -64,6 +64,7 @@ class Conv2d : public Module {
  public:
   Conv2d(int in, int out, int kernel, Conv2dOptions o, bool bias, Generator& gen);
   Tensor forward(const Tensor& x) const {
+    if (forward_override) return forward_override(hooked(input_hook, x));
     return conv2d(hooked(input_hook, x), hooked(weight_hook, weight), hooked(bias_hook, bias), opts);
   }
   // forward(upsample_nearest2x(x)), fused (upsample_nearest2x_conv3x3) when this is a 3x3, stride 1,
@@ -71,7 +72,7 @@ class Conv2d : public Module {
   Tensor forward_upsampled2x(const Tensor& x) const {
     bool fusable = weight.size(2) == 3 && weight.size(3) == 3 && opts.stride == std::array<int, 2>{1, 1} &&
                    opts.padding == std::array<int, 2>{1, 1} && opts.dilation == std::array<int, 2>{1, 1} && opts.groups == 1;
-    if (!fusable) return forward(upsample_nearest2x(x));
+    if (!fusable || forward_override) return forward(upsample_nearest2x(x));
     // the input hook sees the conv's input (the up-sampled map); nearest up-sampling commutes with
     // an element-wise hook, so applying it before the fused op is the same
     return upsample_nearest2x_conv3x3(hooked(input_hook, x), hooked(weight_hook, weight), hooked(bias_hook, bias));
@@ -79,16 +80,21 @@ class Conv2d : public Module {
   Tensor weight, bias;
   Conv2dOptions opts;
   TensorHook weight_hook, bias_hook, input_hook;
+  // When set, computes the layer's output from its (input-hooked) input instead of conv2d with the
+  // hooked weight and bias: integer inference (quant/int8_inference.h) runs the layer in integers.
+  TensorHook forward_override;
 };
 
 class Linear : public Module {
  public:
   Linear(int in, int out, bool bias, Generator& gen);
   Tensor forward(const Tensor& x) const {
+    if (forward_override) return forward_override(hooked(input_hook, x));
     return linear(hooked(input_hook, x), hooked(weight_hook, weight), hooked(bias_hook, bias));
   }
   Tensor weight, bias;
   TensorHook weight_hook, bias_hook, input_hook;
+  TensorHook forward_override;  // as Conv2d's
 };
 
 // BatchNorm2d / BatchNorm1d (same module; the op takes (N,C,H,W) or (N,C)).

@@ -1,0 +1,303 @@
+// int8_inference.cpp — see int8_inference.h.
+#include "quant/int8_inference.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <stdexcept>
+#include <tuple>
+
+#include "engine/autograd.h"
+#include "engine/kernels/cpu/onednn.h"
+#include "engine/kernels/quant_math.h"
+
+namespace dfq::quant {
+
+namespace {
+
+// One activation quantizer's grid: x = (c - zero_point) / scale, c in [0, 2^bits - 1].
+struct Grid {
+  QuantParams p;
+  float half;        // 2^(bits-1): c = quant_math's q + half
+  int32_t zero_point;  // half - p.zero
+  float scale;       // p.scale (levels per unit)
+};
+
+// x (N, C, P) float -> c (N, P, C) u8 on grid g; false when an element is not exactly on it.
+bool to_codes(const float* x, int64_t n, int64_t ch, int64_t hw, const Grid& g, uint8_t* out) {
+  constexpr int64_t kBlock = 64;
+  const int64_t blocks = (hw + kBlock - 1) / kBlock;
+  int bad = 0;
+#pragma omp parallel for collapse(2) schedule(static) reduction(| : bad)
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      if (bad) continue;
+      const int64_t p0 = blk * kBlock, p1 = std::min(hw, p0 + kBlock);
+      for (int64_t c = 0; c < ch && !bad; ++c) {
+        const float* xr = x + (b * ch + c) * hw;
+        uint8_t* o = out + b * hw * ch + c;
+        for (int64_t p = p0; p < p1; ++p) {
+          const float q = quant_code(g.p, xr[p]);
+          bad |= dequant_code(g.p, q) != xr[p];
+          o[p * ch] = static_cast<uint8_t>(q + g.half);
+        }
+      }
+    }
+  return !bad;
+}
+
+}  // namespace
+
+bool onednn_built() { return onednn::available(); }
+
+struct Int8Inference::Layer {
+  LayerStats st;
+  nn::Conv2d* conv = nullptr;
+  nn::Linear* lin = nullptr;
+  int own_act = -1;  // LayerInputs: the layer's own quantizer
+  std::shared_ptr<const std::vector<Grid>> grids;
+  int last_grid = -1;
+  // weights
+  int64_t out_ch = 0;
+  std::vector<int8_t> w8;
+  std::vector<float> k;      // per channel: the zero-point term's integer factor (0: none)
+  std::vector<float> wfac;   // per channel: asym sw (m = 1 / (sx * sw)), sym step (m = step / sx)
+  bool sym = false;
+  // prepared convs, per (h, w, grid)
+  struct Prepared {
+    std::unique_ptr<onednn::Int8Conv> conv, window_sum;
+    std::vector<float> coef;  // m[o] * k[o]
+  };
+  std::map<std::tuple<int64_t, int64_t, int>, Prepared> prepared;
+  std::string impl;
+  std::vector<uint8_t> codes;
+  std::vector<float> acc, sums;
+
+  onednn::ConvShape shape(int64_t c, int64_t h, int64_t w) const {
+    onednn::ConvShape s;
+    s.c = c, s.h = h, s.w = w, s.o = out_ch;
+    if (conv) {
+      s.kh = conv->weight.size(2), s.kw = conv->weight.size(3);
+      s.stride_h = conv->opts.stride[0], s.stride_w = conv->opts.stride[1];
+      s.pad_h = conv->opts.padding[0], s.pad_w = conv->opts.padding[1];
+      s.dil_h = conv->opts.dilation[0], s.dil_w = conv->opts.dilation[1];
+      s.groups = conv->opts.groups;
+    }
+    return s;
+  }
+
+  Prepared& prepare(int64_t c, int64_t h, int64_t w, int gi) {
+    auto key = std::make_tuple(h, w, gi);
+    auto it = prepared.find(key);
+    if (it != prepared.end()) return it->second;
+    const Grid& g = (*grids)[size_t(gi)];
+    const onednn::ConvShape s = shape(c, h, w);
+    Prepared pr;
+    std::vector<float> m(static_cast<size_t>(out_ch));
+    for (int64_t o = 0; o < out_ch; ++o)
+      m[size_t(o)] = sym ? float(double(wfac[size_t(o)]) / double(g.scale)) : float(1.0 / (double(g.scale) * double(wfac[size_t(o)])));
+    pr.conv = std::make_unique<onednn::Int8Conv>(s, w8, m, g.zero_point);
+    if (st.corrected) {
+      pr.coef.resize(size_t(out_ch));
+      for (int64_t o = 0; o < out_ch; ++o) pr.coef[size_t(o)] = m[size_t(o)] * k[size_t(o)];
+      onednn::ConvShape ws = s;
+      ws.o = s.groups;  // one window sum per group
+      std::vector<int8_t> ones(size_t(ws.o * (s.c / s.groups) * s.kh * s.kw), 1);
+      pr.window_sum = std::make_unique<onednn::Int8Conv>(ws, ones, std::vector<float>(size_t(ws.o), 1.f), g.zero_point);
+    }
+    impl = pr.conv->impl();
+    return prepared.emplace(key, std::move(pr)).first->second;
+  }
+
+  Tensor run_float(const Tensor& x) const {
+    if (conv) return conv2d(x, nn::hooked(conv->weight_hook, conv->weight), nn::hooked(conv->bias_hook, conv->bias), conv->opts);
+    return linear(x, nn::hooked(lin->weight_hook, lin->weight), nn::hooked(lin->bias_hook, lin->bias));
+  }
+
+  // The grid x lies on (codes written to `codes`), or -1.
+  int find_grid(const Tensor& x, int64_t n, int64_t c, int64_t hw) {
+    codes.resize(size_t(n * c * hw));
+    auto try_grid = [&](int gi) { return gi >= 0 && to_codes(x.data<float>(), n, c, hw, (*grids)[size_t(gi)], codes.data()); };
+    if (try_grid(last_grid)) return last_grid;
+    if (own_act >= 0 && own_act != last_grid && try_grid(own_act)) return last_grid = own_act;
+    for (int gi = 0; gi < int(grids->size()); ++gi)
+      if (gi != last_grid && gi != own_act && try_grid(gi)) return last_grid = gi;
+    return -1;
+  }
+
+  Tensor forward(const Tensor& x_in) {
+    if (grad_enabled()) throw std::logic_error("int8 inference: a forward with gradient (evaluation only)");
+    if (!st.int8_capable || x_in.device() != Device::CPU) {
+      ++st.float_batches;
+      return run_float(x_in);
+    }
+    const Tensor x = x_in.contiguous();
+    const bool is_conv = conv != nullptr;
+    if ((is_conv && x.dim() != 4) || (!is_conv && x.dim() != 2)) throw std::invalid_argument("int8 inference: unexpected input rank");
+    const int64_t n = x.size(0), c = x.size(1), h = is_conv ? x.size(2) : 1, w = is_conv ? x.size(3) : 1;
+    const int gi = find_grid(x, n, c, h * w);
+    if (gi < 0) {
+      ++st.float_batches;
+      return run_float(x);
+    }
+    Prepared& pr = prepare(c, h, w, gi);
+    const onednn::ConvShape& s = pr.conv->shape();
+    const int64_t oh = s.out_h(), ow = s.out_w(), P = oh * ow, O = out_ch;
+    acc.resize(size_t(n * P * O));
+    pr.conv->run(n, codes.data(), acc.data());
+    const int64_t G = s.groups, opg = O / G;
+    if (st.corrected) {
+      sums.resize(size_t(n * P * G));
+      pr.window_sum->run(n, codes.data(), sums.data());
+    }
+    Tensor bias = is_conv ? nn::hooked(conv->bias_hook, conv->bias) : nn::hooked(lin->bias_hook, lin->bias);
+    const float* b = bias.defined() ? bias.contiguous().data<float>() : nullptr;
+    Tensor y = is_conv ? Tensor::empty({n, O, oh, ow}) : Tensor::empty({n, O});
+    float* yp = y.data<float>();
+    const float* ap = acc.data();
+    const float* sp = sums.data();
+    const float* coef = pr.coef.data();
+    const bool corr = st.corrected;
+    constexpr int64_t kBlock = 64;
+    const int64_t blocks = (P + kBlock - 1) / kBlock;
+    // (N, P, O) -> (N, O, P), with the zero-point term and the bias
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t bn = 0; bn < n; ++bn)
+      for (int64_t blk = 0; blk < blocks; ++blk) {
+        const int64_t p0 = blk * kBlock, p1 = std::min(P, p0 + kBlock);
+        for (int64_t o = 0; o < O; ++o) {
+          float* yr = yp + (bn * O + o) * P;
+          const float* ar = ap + bn * P * O + o;
+          const float bo = b ? b[o] : 0.f;
+          if (corr) {
+            const float co = coef[o];
+            const float* sr = sp + bn * P * G + o / opg;
+            for (int64_t p = p0; p < p1; ++p) yr[p] = ar[p * O] + co * sr[p * G] + bo;
+          } else {
+            for (int64_t p = p0; p < p1; ++p) yr[p] = ar[p * O] + bo;
+          }
+        }
+      }
+    ++st.int8_batches;
+    return y;
+  }
+};
+
+Int8Inference::Int8Inference(QuantizedModel& q) : q_(q) {
+  if (!onednn::available())
+    throw std::runtime_error(
+        "--int8 needs oneDNN, and this dfq was built without it (apt-get install libdnnl-dev, as scripts/setup.sh "
+        "does, then re-run cmake)");
+  auto grids = std::make_shared<std::vector<Grid>>();
+  std::vector<int> grid_of_act;
+  for (ActQuantizer& a : q.acts()) {
+    if (a.observing()) throw std::invalid_argument("int8 inference: the activation ranges must be frozen (calibrated)");
+    if (a.state.device() != Device::CPU) throw std::invalid_argument("int8 inference runs on the CPU: the model is on CUDA");
+    if (a.bits() > 8) {
+      grid_of_act.push_back(-1);
+      continue;
+    }
+    auto [lo, hi] = a.range();
+    Grid g;
+    g.p = quant_params(a.bits(), lo, hi);
+    g.half = -g.p.qmin;
+    g.zero_point = int32_t(g.half - g.p.zero);
+    g.scale = g.p.scale;
+    grid_of_act.push_back(int(grids->size()));
+    grids->push_back(g);
+  }
+  const auto wl = q.weight_layers();
+  const auto& convs = q.model().conv_layers();
+  const auto& lins = q.model().linear_layers();
+  const bool inputs = q.config().act_placement == ActPlacement::LayerInputs;
+  for (size_t i = 0; i < wl.size(); ++i) {
+    auto L = std::make_shared<Layer>();
+    L->st.name = wl[i].name;
+    L->grids = grids;
+    if (i < convs.size()) L->conv = convs[i].second;
+    else L->lin = lins[i - convs.size()].second;
+    if (L->conv && L->conv->weight.device() != Device::CPU) throw std::invalid_argument("int8 inference runs on the CPU: the model is on CUDA");
+    if (inputs && i < grid_of_act.size()) L->own_act = grid_of_act[i];
+    if (wl[i].bits <= 8) {
+      const WeightCodes wc = q.weight_codes(i);
+      L->st.int8_capable = true;
+      L->out_ch = wc.out_channels;
+      L->sym = wc.scheme == WeightScheme::Sym;
+      L->w8.resize(wc.q.size());
+      L->k.assign(size_t(wc.out_channels), 0.f);
+      L->wfac = wc.scale;
+      for (int64_t o = 0; o < wc.out_channels; ++o) {
+        const int32_t* qr = wc.q.data() + o * wc.per_channel;
+        int8_t* wr = L->w8.data() + o * wc.per_channel;
+        const int32_t z = L->sym ? 0 : int32_t(wc.zero[size_t(o)]);
+        int32_t lo = 0, hi = 0;
+        for (int64_t j = 0; j < wc.per_channel; ++j) lo = std::min(lo, qr[j] + z), hi = std::max(hi, qr[j] + z);
+        const bool fits = lo >= -128 && hi <= 127;  // w8 = q + z exactly
+        if (!fits) L->k[size_t(o)] = float(z), L->st.corrected = true;
+        for (int64_t j = 0; j < wc.per_channel; ++j) wr[j] = int8_t(fits ? qr[j] + z : qr[j]);  // q in s8 at <= 8 bits
+      }
+    }
+    std::shared_ptr<Layer> keep = L;
+    auto fwd = [keep](const Tensor& x) { return keep->forward(x); };
+    if (L->conv) L->conv->forward_override = fwd;
+    else L->lin->forward_override = fwd;
+    layers_.push_back(L);
+  }
+}
+
+Int8Inference::~Int8Inference() {
+  for (auto& L : layers_) {
+    if (L->conv) L->conv->forward_override = nullptr;
+    if (L->lin) L->lin->forward_override = nullptr;
+  }
+}
+
+std::vector<Int8Inference::LayerStats> Int8Inference::stats() const {
+  std::vector<LayerStats> out;
+  for (const auto& L : layers_) out.push_back(L->st);
+  return out;
+}
+
+int64_t Int8Inference::int8_layers() const {
+  int64_t k = 0;
+  for (const auto& L : layers_) k += L->st.int8_batches > 0;
+  return k;
+}
+
+std::string Int8Inference::report() const {
+  int64_t ran = 0, any = 0, corrected = 0;
+  std::string impl;
+  // the layers that ran (some batches) in float, grouped by why
+  std::map<std::string, std::vector<std::string>> floats;
+  for (const auto& L : layers_) {
+    if (L->st.int8_batches + L->st.float_batches) ++ran;
+    if (L->st.int8_batches) {
+      ++any;
+      corrected += L->st.corrected;
+      if (impl.empty()) impl = L->impl;
+    }
+    if (L->st.float_batches)
+      floats[!L->st.int8_capable ? "weights above 8 bits"
+             : L->st.int8_batches ? "some batches' input on no activation grid"
+                                  : "input on no activation grid"]
+          .push_back(L->st.name);
+  }
+  if (!ran) return "int8: no forward has run yet";
+  std::string r = "int8: " + std::to_string(any) + " of " + std::to_string(layers_.size()) +
+                  " convs / linears ran in integers (" + onednn::version() + (impl.empty() ? "" : ", " + impl) + ")";
+  if (corrected) r += ", " + std::to_string(corrected) + " with the weight zero-point term";
+  for (const auto& [why, names] : floats) {
+    std::string list;
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (names.size() > 5 && i == 3) {
+        list += ", ... (" + std::to_string(names.size() - 4) + " more), " + names.back();
+        break;
+      }
+      list += (i ? ", " : "") + names[i];
+    }
+    r += "; float, " + why + ": " + list;
+  }
+  return r;
+}
+
+}  // namespace dfq::quant
