@@ -31,14 +31,12 @@ MpFlags::MpFlags(Flags& flags)
     : size_mb(flags.number("--mp_size", kUnset)),
       avg_bits(flags.number("--mp_avg_bits", kUnset)),
       bits_text(flags.str("--mp_bits", "2,4,8")),
-      check_text(flags.str("--mp_check", "")),
-      refine(flags.integer("--mp_refine", 16)) {}
+      check_text(flags.str("--mp_check", "")) {}
 
 void MpFlags::validate(const Flags& flags) {
   const bool have_size = !std::isnan(size_mb), have_avg = !std::isnan(avg_bits);
   if (have_size && have_avg) flags.fail("give either --mp_size or --mp_avg_bits, not both");
   if (have_size && !(size_mb > 0)) flags.fail("--mp_size must be > 0 (MB of weights)");
-  if (refine < 0) flags.fail("--mp_refine must be >= 0 (0: the frontier's point, as the paper)");
   try {
     for (double v : parse_number_list(bits_text, "--mp_bits")) {
       if (v != std::floor(v)) throw std::invalid_argument("--mp_bits: " + fmt("%g", v) + " is not a whole number of bits");
@@ -108,34 +106,6 @@ void MpStep::plan(const models::Model& model, const Flags& flags) {
                 describe(max_bits).c_str());
 }
 
-// DFQ (not in the paper): the additive prediction ranks the frontier's points near the budget by a
-// sum of single-layer KLs, which the layers' interaction can reorder (the independence check measures
-// joint KL from 0.4 to 2x the sum). So the --mp_refine largest frontier points within the budget are
-// re-ranked by their measured joint KL on the same distilled batch (one forward each, activations
-// float as for the sensitivities) and the least is chosen. The frontier itself, its CSV and PNG stay the
-// paper's; --mp_refine 0 keeps the paper's choice.
-void MpStep::refine_choice(models::Model& model, const Tensor& distilled, WeightScheme scheme) {
-  refined_.clear();
-  if (flags_.refine <= 0) return;
-  size_t end = size_t(chosen_ - frontier_.points.data()) + 1;
-  size_t begin = end > size_t(flags_.refine) ? end - size_t(flags_.refine) : 0;
-  Progress bar("re-ranking", int64_t(end - begin));
-  for (size_t i = begin; i < end; ++i) {
-    refined_.push_back({i, joint_sensitivity(model, distilled, frontier_.points[i].layer_bits, scheme)});
-    bar.update(int64_t(i - begin + 1));
-  }
-  bar.finish();
-  const Refined* best = &refined_.back();
-  for (const Refined& r : refined_)
-    if (r.joint_kl < best->joint_kl) best = &r;
-  const MpPoint& paper = *chosen_;
-  chosen_ = &frontier_.points[best->index];
-  std::printf("re-ranked the %zu largest frontier points within the budget by measured joint KL: the frontier's own point "
-              "%.4f MB measures %.4e; chosen %.4f MB, predicted %.4e, measured %.4e%s\n",
-              refined_.size(), paper.size_bits / kBitsPerMB, refined_.back().joint_kl, chosen_->size_bits / kBitsPerMB,
-              chosen_->sensitivity, best->joint_kl, chosen_ == &paper ? " (the same point)" : "");
-}
-
 std::vector<int> MpStep::run(MethodRun& run, const std::shared_ptr<models::Model>& model, const Tensor& distilled,
                              const QuantConfig& cfg, const std::string& title) {
   title_ = title;
@@ -147,7 +117,6 @@ std::vector<int> MpStep::run(MethodRun& run, const std::shared_ptr<models::Model
   }
   frontier_ = solve_frontier(make_problem(layers_, sens_, flags_.bits, pinned_));
   chosen_ = &frontier_.best_within(budget_bits_);
-  refine_choice(*model, distilled, cfg.weight_scheme);
   // The table: every layer's sensitivities and the chosen bits.
   std::printf("%-4s %-34s %10s", "#", "layer", "weights");
   for (int b : measured_bits_) std::printf("  %11s", ("KL@W" + std::to_string(b)).c_str());

@@ -6,8 +6,6 @@
 //   --mp_size MB | --mp_avg_bits B   the weight-size budget (one of them; MB = 2^20 bytes)
 //   --mp_bits 2,4,8                  the candidate weight bit-widths
 //   --mp_check B1,B2,...             budgets (average bits) to check the independence assumption at
-//   --mp_refine K                    re-rank the K largest frontier points within the budget by their
-//                                    measured joint KL (0: the frontier's point, as the paper)
 // Activations are at the run's -qa bits in every quantized model this step builds (calibrated on
 // the distilled batch); the sensitivities are measured with activations float (mixed_precision.h).
 #pragma once
@@ -31,7 +29,6 @@ struct MpFlags {
   std::string bits_text, check_text;
   std::vector<int> bits;            // ascending, distinct
   std::vector<double> check_avg_bits;  // --mp_check: average bits per weight
-  int64_t refine = 16;              // --mp_refine: frontier points re-ranked by measured joint KL
 };
 
 class MpStep {
@@ -58,11 +55,6 @@ class MpStep {
     MpPoint point;
     double joint_kl = 0, top1 = -1;  // top1 < 0: not evaluated (no data)
   };
-  struct Refined {
-    size_t index;     // into frontier_.points
-    double joint_kl;
-  };
-  void refine_choice(models::Model& model, const Tensor& distilled, WeightScheme scheme);
   const MpFlags& flags_;
   bool first_last_8_;
   std::vector<MpLayer> layers_;
@@ -73,7 +65,6 @@ class MpStep {
   MpFrontier frontier_;
   const MpPoint* chosen_ = nullptr;
   std::vector<Check> checks_;
-  std::vector<Refined> refined_;
   std::string title_;
 };
 
