@@ -45,7 +45,7 @@ void check_labels(const Dataset& ds, const Model& model, const std::string& what
 }
 
 EvalResult evaluate(Model& model, Dataset& ds, Device dev, int64_t batch_size, const std::string& label,
-                    std::vector<int32_t>* predictions) {
+                    std::vector<int32_t>* predictions, const std::function<Tensor(const Tensor&)>& forward) {
   if (predictions) predictions->clear();
   check_labels(ds, model, "the evaluation data");
   NoGradGuard ng;
@@ -59,7 +59,7 @@ EvalResult evaluate(Model& model, Dataset& ds, Device dev, int64_t batch_size, c
   Progress bar(label, loader.num_batches());
   auto t0 = std::chrono::steady_clock::now();
   for (Batch b; loader.next(b);) {
-    Tensor logits = model.forward(b.images.to(dev));
+    Tensor logits = forward ? forward(b.images.to(dev)) : model.forward(b.images.to(dev));
     r.images += b.labels.numel();
     r.top1_hits += topk_correct(logits, b.labels, 1);
     r.top5_hits += topk_correct(logits, b.labels, std::min<int>(5, model.num_classes));

@@ -2,6 +2,7 @@
 // open the evaluation dataset a user names, and run a top-1 / top-5 evaluation with a progress bar.
 // Errors a user can cause (wrong architecture, missing file, bad folder) throw one clear message.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,8 +38,11 @@ struct EvalResult {
 // Labels are checked against the model first; non-finite logit rows are misses, counted in
 // `nonfinite` and reported on stderr.
 // predictions, when given, receives each image's top-1 class in dataset order (-1 for a non-finite row).
+// forward, when given, computes the logits instead of model.forward (an integer pipeline that runs
+// the model: quant/int8_graph.h).
 EvalResult evaluate(Model& model, Dataset& ds, Device dev, int64_t batch_size = 256, const std::string& label = "eval",
-                    std::vector<int32_t>* predictions = nullptr);
+                    std::vector<int32_t>* predictions = nullptr,
+                    const std::function<Tensor(const Tensor&)>& forward = nullptr);
 // The fraction of positions where two prediction lists agree (a -1 agrees with nothing); throws when
 // their lengths differ or they are empty.
 double prediction_agreement(const std::vector<int32_t>& a, const std::vector<int32_t>& b);

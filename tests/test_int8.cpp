@@ -4,6 +4,7 @@
 //  - a quantized resnet18 / mobilenet_v2 with its layers in integers against its fake-quant forward
 //    (asym W4 / W8, where W8 needs the zero-point term, sym; ReLU sites and layer inputs), and which
 //    layers ran in integers;
+//  - the compiled graph of a resnet18 / mobilenet_v2 (quant/int8_graph.h) against the same;
 //  - evaluate --int8 / --compare and their refusals.
 // Without oneDNN (a build without libdnnl-dev) the cases print one line and check the refusal.
 #include <doctest/doctest.h>
@@ -16,6 +17,7 @@
 
 #include "engine/kernels/cpu/onednn.h"
 #include "models/registry.h"
+#include "quant/int8_graph.h"
 #include "quant/int8_inference.h"
 #include "quant/qmodel.h"
 #include "quant/zeroq.h"
@@ -105,6 +107,98 @@ TEST_CASE("int8: oneDNN's u8 x s8 conv is exact against the float conv on intege
   CHECK_THROWS_WITH(onednn::Int8Conv(bad, std::vector<int8_t>(6), std::vector<float>(4, 1.f), 0), doctest::Contains("divisible"));
 }
 
+TEST_CASE("int8: oneDNN conv epilogues (bias, u8 / f32 residual, ReLU, ReLU6, quantize; int8 and float convs) give their definition's codes") {
+  if (skip_without_onednn()) return;
+  using onednn::Epilogue;
+  struct EpCase {
+    std::string what;
+    bool int8;
+    int groups;
+    Epilogue::Act act;
+    Epilogue::Residual res;
+    bool quantize;
+  };
+  const std::vector<EpCase> cases = {
+      {"int8, bias only, f32 out", true, 1, Epilogue::Act::None, Epilogue::Residual::None, false},
+      {"int8, relu, quantize", true, 1, Epilogue::Act::Relu, Epilogue::Residual::None, true},
+      {"int8, relu6, quantize", true, 1, Epilogue::Act::Clip, Epilogue::Residual::None, true},
+      {"int8 depthwise, relu6, quantize", true, 16, Epilogue::Act::Clip, Epilogue::Residual::None, true},
+      {"int8, u8 residual, relu, quantize", true, 1, Epilogue::Act::Relu, Epilogue::Residual::U8, true},
+      {"int8, f32 residual, f32 out", true, 1, Epilogue::Act::None, Epilogue::Residual::F32, false},
+      {"float conv, relu6, quantize", false, 1, Epilogue::Act::Clip, Epilogue::Residual::None, true},
+      {"float conv, f32 residual, relu", false, 1, Epilogue::Act::Relu, Epilogue::Residual::F32, false},
+  };
+  Generator g(13);
+  for (const EpCase& k : cases) {
+    CAPTURE(k.what);
+    const int64_t n = 2, C = 16, H = 12, W = 10, O = 16, cg = C / k.groups;
+    onednn::ConvShape s;
+    s.c = C, s.h = H, s.w = W, s.o = O, s.kh = s.kw = 3, s.pad_h = s.pad_w = 1, s.groups = k.groups;
+    const int64_t P = H * W;  // stride 1, pad 1
+    const std::vector<float> r = rand({n * P * C + O * cg * 9 + 2 * n * P * O}, g, Device::CPU, 0.f, 1.f).to_vector();
+    size_t at = 0;
+    std::vector<uint8_t> xc(size_t(n * P * C));
+    std::vector<float> xf(xc.size());
+    for (size_t i = 0; i < xc.size(); ++i, ++at) xc[i] = uint8_t(std::floor(r[at] * 15.99f)), xf[i] = r[at] * 2.f - 1.f;
+    std::vector<int8_t> w8(size_t(O * cg * 9));
+    std::vector<float> wf(w8.size());
+    for (size_t i = 0; i < w8.size(); ++i, ++at) w8[i] = int8_t(std::floor(r[at] * 14.99f) - 7), wf[i] = (r[at] - 0.5f) * 0.3f;
+    std::vector<uint8_t> ru(size_t(n * P * O));
+    std::vector<float> rf(ru.size());
+    for (size_t i = 0; i < ru.size(); ++i, ++at) ru[i] = uint8_t(std::floor(r[at] * 15.99f)), rf[i] = r[at + ru.size()] - 0.5f;
+    std::vector<float> scale(static_cast<size_t>(O));
+    Epilogue ep;
+    ep.bias.resize(size_t(O));
+    for (int64_t o = 0; o < O; ++o) scale[size_t(o)] = 0.011f * float(o + 1), ep.bias[size_t(o)] = 0.05f * float(o % 5 - 2);
+    ep.act = k.act, ep.act_lo = 0, ep.act_hi = 0.6f;
+    ep.residual = k.res, ep.res_scale = 7.5f, ep.res_zero = 2;
+    ep.quantize = k.quantize, ep.q_scale = 21.f, ep.q_zero = 1, ep.q_max = 15;
+    const int32_t zx = 3;
+    onednn::Conv conv(k.int8 ? onednn::Conv::Kind::Int8 : onednn::Conv::Kind::F32, s, k.int8 ? w8 : std::vector<int8_t>{},
+                      k.int8 ? std::vector<float>{} : wf, scale, zx, ep);
+    std::vector<uint8_t> yu(size_t(n * P * O));
+    std::vector<float> yf(yu.size());
+    const void* res = k.res == Epilogue::Residual::U8 ? static_cast<const void*>(ru.data())
+                      : k.res == Epilogue::Residual::F32 ? static_cast<const void*>(rf.data()) : nullptr;
+    conv.run(n, k.int8 ? static_cast<const void*>(xc.data()) : static_cast<const void*>(xf.data()), res,
+             k.quantize ? static_cast<void*>(yu.data()) : static_cast<void*>(yf.data()));
+    int64_t off1 = 0, worse = 0;
+    double fmax = 0;
+    for (int64_t b = 0; b < n; ++b)
+      for (int64_t oh = 0; oh < H; ++oh)
+        for (int64_t ow = 0; ow < W; ++ow)
+          for (int64_t o = 0; o < O; ++o) {
+            const int64_t gr = o / (O / k.groups);
+            double acc = 0;
+            for (int64_t c = 0; c < cg; ++c)
+              for (int64_t kh = 0; kh < 3; ++kh)
+                for (int64_t kw = 0; kw < 3; ++kw) {
+                  const int64_t ih = oh - 1 + kh, iw = ow - 1 + kw;
+                  if (ih < 0 || iw < 0 || ih >= H || iw >= W) continue;
+                  const size_t xi = size_t(((b * H + ih) * W + iw) * C + gr * cg + c), wi = size_t(((o * cg + c) * 3 + kh) * 3 + kw);
+                  acc += k.int8 ? double(int(xc[xi]) - zx) * w8[wi] : double(xf[xi]) * wf[wi];
+                }
+            const size_t i = size_t(((b * H + oh) * W + ow) * O + o);
+            double v = double(scale[size_t(o)]) * acc + ep.bias[size_t(o)];
+            if (k.res == Epilogue::Residual::U8) v += (double(ru[i]) - ep.res_zero) / ep.res_scale;
+            if (k.res == Epilogue::Residual::F32) v += rf[i];
+            if (k.act == Epilogue::Act::Relu) v = std::max(v, 0.0);
+            if (k.act == Epilogue::Act::Clip) v = std::min(std::max(v, 0.0), double(ep.act_hi));
+            if (k.quantize) {
+              const double c = std::min(std::max(std::nearbyint(ep.q_scale * v + ep.q_zero), 0.0), double(ep.q_max));
+              const double d = std::fabs(c - yu[i]);
+              off1 += d == 1, worse += d > 1;
+            } else {
+              fmax = std::max(fmax, std::fabs(v - yf[i]));
+            }
+          }
+    // a code one step off only where the value sits within a float rounding of a boundary
+    CHECK(worse == 0);
+    CHECK(off1 <= int64_t(yu.size()) / 500);
+    CHECK(fmax < 1e-4);
+  }
+}
+
 namespace {
 
 struct ModelCase {
@@ -184,6 +278,75 @@ TEST_CASE("int8: a quantized resnet18 / mobilenet_v2 in integers gives its fake-
   }
 }
 
+TEST_CASE("int8: the compiled graph (resnet18, mobilenet_v2) gives the fake-quant logits: fused epilogues, the zero-point term, ReLU sites and layer inputs, 32 and 64 px") {
+  if (skip_without_onednn()) {
+    auto m = dfq::test::resnet18_random_bn(3, true);
+    QuantizedModel q(m, QuantConfig{});
+    CHECK_THROWS_WITH(Int8Graph{q}, doctest::Contains("libdnnl-dev"));
+    return;
+  }
+  struct GraphCase {
+    ModelCase m;
+    int px;
+    int64_t expect_int8;
+  };
+  // at 64 px resnet18's last map is 2x2: the average pool is float, and so is the classifier
+  const std::vector<GraphCase> cases = {
+      {{"resnet18 W4A4 asym", "resnet18", 4, 4, WeightScheme::Asym, ActPlacement::ReluSites, 20, false}, 32, 20},
+      {{"resnet18 W8A8 asym", "resnet18", 8, 8, WeightScheme::Asym, ActPlacement::ReluSites, 20, true}, 32, 20},
+      {{"resnet18 W4A8 sym", "resnet18", 4, 8, WeightScheme::Sym, ActPlacement::ReluSites, 20, false}, 64, 19},
+      {{"resnet18 W3A4 layer inputs", "resnet18", 3, 4, WeightScheme::Asym, ActPlacement::LayerInputs, 20, false}, 32, 20},
+      {{"resnet18 W8A8 sym layer inputs", "resnet18", 8, 8, WeightScheme::Sym, ActPlacement::LayerInputs, 20, false}, 64, 20},
+      {{"mobilenet_v2 W4A4 asym", "mobilenet_v2", 4, 4, WeightScheme::Asym, ActPlacement::ReluSites, 35, false}, 32, 35},
+      {{"mobilenet_v2 W8A8 layer inputs", "mobilenet_v2", 8, 8, WeightScheme::Asym, ActPlacement::LayerInputs, 52, true}, 32, 52},
+      {{"mobilenet_v2 W6A8 sym layer inputs", "mobilenet_v2", 6, 8, WeightScheme::Sym, ActPlacement::LayerInputs, 52, false}, 64, 52},
+  };
+  for (const GraphCase& k : cases) {
+    CAPTURE(k.m.what);
+    CAPTURE(k.px);
+    Generator g(11);
+    const Tensor x = randn({8, 3, int64_t(k.px), int64_t(k.px)}, g);
+    auto m = k.m.arch == "resnet18" ? dfq::test::resnet18_random_bn(5, true) : models::create_model(k.m.arch, 10, 5, true);
+    m->eval();
+    QuantConfig c;
+    c.wbits = k.m.wbits, c.abits = k.m.abits, c.weight_scheme = k.m.scheme, c.act_placement = k.m.placement;
+    QuantizedModel q(m, c);
+    calibrate(q, x);
+    NoGradGuard ng;
+    const std::vector<float> want = q.forward(x).to_vector();
+    Int8Graph graph(q);
+    CHECK(graph.report().find("no forward") != std::string::npos);
+    const std::vector<float> got = graph.forward(x).to_vector();
+    REQUIRE(got.size() == want.size());
+    MESSAGE(graph.report());
+    CHECK(graph.int8_layers() == k.expect_int8);
+    CHECK((graph.report().find("zero-point term") != std::string::npos) == k.m.corrected);
+    // Fused epilogues round in oneDNN's order (scale, adds, act, quantize in one chain), so a value
+    // within a rounding of a code boundary takes the neighbouring code, hundreds of times per image
+    // at A8 (each one step), and the logits move by a little everywhere; a wrong scale, zero point or
+    // epilogue moves them by their own size (the Conv tests below check the epilogue code by code).
+    const double e = rel_err(got, want);
+    double num = 0, den = 0;
+    for (size_t i = 0; i < want.size(); ++i) num += std::fabs(got[i] - want[i]), den += std::fabs(want[i]);
+    MESSAGE("max relative logit difference " << e << ", mean " << num / den);
+    CHECK(e < 1e-1);
+    CHECK(num / den < 3e-2);
+    int64_t agree = 0;
+    for (size_t r = 0; r < want.size() / 10; ++r) {
+      auto a = want.begin() + int64_t(r * 10), b = got.begin() + int64_t(r * 10);
+      agree += std::max_element(a, a + 10) - a == std::max_element(b, b + 10) - b;
+    }
+    CHECK(agree >= 7);
+    // another batch size, then the first again: the same numbers
+    const Tensor x1 = x.narrow(0, 1);
+    const std::vector<float> one = graph.forward(x1).to_vector();
+    CHECK(rel_err(one, std::vector<float>(got.begin(), got.begin() + int64_t(one.size()))) < 1e-6);
+    CHECK(graph.forward(x).to_vector() == got);
+  }
+  auto vgg = models::create_model("vgg16_bn", 10, 1, true);
+  CHECK_FALSE(Int8Graph::supports(*vgg));
+}
+
 TEST_CASE("int8: an input on no activation grid runs the float conv and is counted; gradient mode and a model still observing are refused") {
   if (skip_without_onednn()) return;
   auto m = dfq::test::resnet18_random_bn(3, true);
@@ -232,7 +395,8 @@ TEST_CASE("int8: evaluate --int8 --compare on a saved quantized model, and its r
   REQUIRE(dfq::test::run_program(DFQ_EVALUATE, "--weights " + dir / "q.bin" + " --data " + dir / "data" + " --int8 --compare --json " + json, log) == 0);
   const std::string out = dfq::test::read_text(log), js = dfq::test::read_text(json);
   CAPTURE(out);
-  CHECK(out.find("ran in integers") != std::string::npos);
+  CHECK(out.find("int8 graph: ") != std::string::npos);
+  CHECK(out.find("convs / linears in integers") != std::string::npos);
   CHECK(out.find("argmax agreement") != std::string::npos);
   CHECK(dfq::test::json_number(js, "int8_layers") >= 19);
   CHECK(dfq::test::json_number(js, "agreement") == doctest::Approx(100.0));

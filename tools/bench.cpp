@@ -6,6 +6,7 @@
 // tools/bench_torch.py prints too, so tools/bench.sh can put the two side by side as ratios.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <functional>
 #include <string>
@@ -17,6 +18,9 @@
 #include "engine/ops.h"
 #include "models/generator.h"
 #include "models/registry.h"
+#include "quant/int8_graph.h"
+#include "quant/qmodel.h"
+#include "quant/zeroq.h"
 
 using namespace dfq;
 
@@ -231,6 +235,46 @@ int main(int argc, char** argv) {
                  loss.backward();
                  opt.step();
                }, repeats, dev), 128 * 3 * 2 * macs);
+      }
+    }
+    // Integer inference (quant/int8_graph.h, oneDNN u8 x s8) against the float model: resnet18 and
+    // mobilenet_v2 eval forwards at 224 px (1000 classes) batch 1 and 32, and at 32 px (10 classes)
+    // batch 256 (the float one is *_32px_fwd_b256 above). The quantized model is W8A8 with symmetric
+    // weights and ZeroQ's placement (a quantizer after every ReLU), calibrated on the timed batch; each
+    // int8 case first prints, as a '#' line, its logits' largest difference from the fake-quant
+    // forward's and the argmax agreement.
+    if (want("int8") && dev == Device::CPU) {
+      struct Int8Case { const char* arch; int classes, px, batch; double macs; };
+      const Int8Case cases[] = {{"resnet18", 1000, 224, 1, 1.8186e9},      {"resnet18", 1000, 224, 32, 1.8186e9},
+                                {"resnet18", 10, 32, 256, 0.03716e9},      {"mobilenet_v2", 1000, 224, 1, 0.3008e9},
+                                {"mobilenet_v2", 1000, 224, 32, 0.3008e9}, {"mobilenet_v2", 10, 32, 256, 0.006139e9}};
+      for (const Int8Case& k : cases) {
+        const std::string tag = std::string(k.arch) + "_" + std::to_string(k.px) + "px_";
+        const std::string b = "_b" + std::to_string(k.batch);
+        auto m = models::create_model(k.arch, k.classes, 0, false);
+        m->eval();
+        NoGradGuard ng;
+        Tensor x = randn({k.batch, 3, k.px, k.px}, gen);
+        if (k.px != 32) report(tag + "fp32" + b, time_ms([&] { m->forward(x); }, repeats, dev), k.batch * 2 * k.macs);
+        quant::QuantConfig qc;
+        qc.weight_scheme = quant::WeightScheme::Sym;
+        quant::QuantizedModel q(m, qc);
+        quant::calibrate(q, x);
+        auto cached = q.cache_weights();
+        const std::vector<float> fake = q.forward(x).to_vector();
+        quant::Int8Graph i8(q);
+        const std::vector<float> got = i8.forward(x).to_vector();
+        double worst = 0, top = 0;
+        int64_t agree = 0;
+        for (size_t i = 0; i < fake.size(); ++i) worst = std::max(worst, double(std::fabs(got[i] - fake[i]))), top = std::max(top, double(std::fabs(fake[i])));
+        for (int n = 0; n < k.batch; ++n) {
+          const float* f = fake.data() + size_t(n) * size_t(k.classes);
+          const float* g = got.data() + size_t(n) * size_t(k.classes);
+          agree += std::max_element(f, f + k.classes) - f == std::max_element(g, g + k.classes) - g;
+        }
+        std::printf("# %s: %s; logits vs fake-quant: max |diff| / max |logit| %.2e, argmax %lld / %d\n", (tag + "int8" + b).c_str(),
+                    i8.report().c_str(), worst / std::max(top, 1e-30), (long long)agree, k.batch);
+        report(tag + "int8" + b, time_ms([&] { i8.forward(x); }, repeats, dev), k.batch * 2 * k.macs);
       }
     }
     // GDFQ's two halves at the short CPU schedule's batch 64 on 32x32 Fashion-MNIST: the 10-class

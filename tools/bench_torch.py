@@ -154,7 +154,7 @@ def main():
     if want("convstack_fwdbwd"):
         report(f"convstack_fwdbwd_n{n}", time_ms(stack_step, a.repeats, cuda), 4 * 3 * 2.0 * n * 64 * 56 * 56 * 64 * 9)
     if not want("resnet18_32px_fwd", "resnet18_32px_train", "mobilenet_v2_32px_fwd", "mobilenet_v2_32px_train",
-                "gdfq_generator", "gdfq_teacher", "resnet18_224_fwdbwd"):
+                "gdfq_generator", "gdfq_teacher", "resnet18_224_fwdbwd", "int8"):
         return
 
     try:
@@ -213,6 +213,44 @@ def main():
         loss.backward()
     if want("resnet18_224_fwdbwd"):
         report(f"resnet18_224_fwdbwd_b{n}", time_ms(rn_step, a.repeats, cuda), n * 3 * 2 * 1.8186e9)
+
+    if want("int8") and not cuda:
+        bench_int8(a.repeats)
+
+
+def quantized_torch(arch, classes, calib):
+    """PyTorch's own int8 model: torchvision.models.quantization with the onednn backend (Debian's
+    torch 1.13 has no fbgemm), the same float weights quantized by its default post-training flow:
+    fuse conv + BN + ReLU, the backend's default qconfig (per-channel symmetric weights, histogram
+    observers on activations), calibrate, convert."""
+    import torchvision.models.quantization as tq
+    torch.backends.quantized.engine = "onednn"
+    m = getattr(tq, arch)(weights=None, quantize=False, num_classes=classes).eval()
+    m.fuse_model()
+    m.qconfig = torch.ao.quantization.get_default_qconfig("onednn")
+    torch.ao.quantization.prepare(m, inplace=True)
+    with torch.no_grad():
+        m(calib)
+    torch.ao.quantization.convert(m, inplace=True)
+    return m
+
+
+def bench_int8(repeats):
+    """bench.cpp's int8 cases: resnet18 and mobilenet_v2 eval forwards at 224 px (1000 classes) batch 1
+    and 32 and at 32 px (10 classes) batch 256, float32 and PyTorch's int8."""
+    import torchvision
+    cases = [("resnet18", 1000, 224, 1, 1.8186e9), ("resnet18", 1000, 224, 32, 1.8186e9), ("resnet18", 10, 32, 256, 0.03716e9),
+             ("mobilenet_v2", 1000, 224, 1, 0.3008e9), ("mobilenet_v2", 1000, 224, 32, 0.3008e9),
+             ("mobilenet_v2", 10, 32, 256, 0.006139e9)]
+    for arch, classes, px, batch, macs in cases:
+        tag, b = f"{arch}_{px}px_", f"_b{batch}"
+        x = torch.randn(batch, 3, px, px)
+        with torch.no_grad():
+            if px != 32:
+                m = getattr(torchvision.models, arch)(num_classes=classes).eval()
+                report(tag + "fp32" + b, time_ms(lambda: m(x), repeats, False), batch * 2 * macs)
+            q = quantized_torch(arch, classes, x)
+            report(tag + "int8" + b, time_ms(lambda: q(x), repeats, False), batch * 2 * macs)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 // onednn.cpp — see onednn.h. The only file that includes oneDNN.
 #include "engine/kernels/cpu/onednn.h"
 
+#include <algorithm>
+#include <cmath>
 #include <map>
 #include <stdexcept>
 
@@ -11,24 +13,30 @@
 namespace dfq::onednn {
 
 namespace {
-void check_shape(const ConvShape& s, size_t nweights, size_t nscales) {
-  auto bad = [](const std::string& m) { throw std::invalid_argument("int8 conv: " + m); };
+void check_conv(Conv::Kind kind, const ConvShape& s, size_t n8, size_t nf, size_t nscales, const Epilogue& ep) {
+  auto bad = [](const std::string& m) { throw std::invalid_argument("conv (oneDNN): " + m); };
   if (s.c <= 0 || s.h <= 0 || s.w <= 0 || s.o <= 0 || s.kh <= 0 || s.kw <= 0) bad("non-positive size");
   if (s.groups <= 0 || s.c % s.groups || s.o % s.groups) bad("channels not divisible by groups");
   if (s.stride_h <= 0 || s.stride_w <= 0 || s.dil_h <= 0 || s.dil_w <= 0 || s.pad_h < 0 || s.pad_w < 0)
     bad("bad stride, dilation or padding");
   if (s.out_h() <= 0 || s.out_w() <= 0) bad("the kernel does not fit the padded input");
-  if (nweights != size_t(s.o * (s.c / s.groups) * s.kh * s.kw)) bad("weight count does not match the shape");
+  const size_t nw = size_t(s.o * (s.c / s.groups) * s.kh * s.kw);
+  if ((kind == Conv::Kind::Int8 ? n8 : nf) != nw) bad("weight count does not match the shape");
   if (nscales != size_t(s.o)) bad("one output scale per output channel expected");
+  if (!ep.bias.empty() && ep.bias.size() != size_t(s.o)) bad("one bias per output channel expected");
+  if (ep.residual == Epilogue::Residual::U8 && !(ep.res_scale > 0)) bad("a u8 residual needs a positive scale");
+  if (ep.act == Epilogue::Act::Clip && !(ep.act_lo <= ep.act_hi)) bad("clip bounds out of order");
+  if (ep.quantize && !(ep.q_max >= 0 && ep.q_max <= 255)) bad("codes must fit u8");
 }
 }  // namespace
 
 #ifdef DFQ_HAVE_DNNL
 
 #if DNNL_VERSION_MAJOR != 2
-// 3.x: convolution_forward::primitive_desc takes the engine first and the descs directly, and the
-// output scales become attr.set_scales_mask(DNNL_ARG_DST / WEIGHTS, ...) passed at execution time.
-// Debian 12 ships 2.6; a 3.x port goes here (and only here).
+// 3.x: primitive_desc constructors take the engine first and the descs directly; output scales
+// become attr.set_scales_mask(DNNL_ARG_SRC / WEIGHTS / DST, ...) given at execution, and the bias is
+// added after them (2.x adds it before: hence dfq's bias as a post-op here). A 3.x port goes here,
+// and only here.
 #error "dfq's oneDNN translation unit is written for the oneDNN 2.x API (Debian 12: libdnnl-dev 2.6)"
 #endif
 
@@ -40,6 +48,10 @@ std::string version() {
 }
 
 namespace {
+using md = dnnl::memory::desc;
+using dt = dnnl::memory::data_type;
+using tag = dnnl::memory::format_tag;
+
 dnnl::engine& cpu_engine() {
   static dnnl::engine eng(dnnl::engine::kind::cpu, 0);
   return eng;
@@ -48,107 +60,220 @@ dnnl::stream& cpu_stream() {
   static dnnl::stream s(cpu_engine());
   return s;
 }
+template <class F>
+auto wrap(const char* what, F&& f) {
+  try {
+    return f();
+  } catch (const dnnl::error& e) {
+    throw std::runtime_error(std::string(what) + ": " + e.what());
+  }
+}
 }  // namespace
 
-struct Int8Conv::Impl {
-  using md = dnnl::memory::desc;
-  using dt = dnnl::memory::data_type;
-  using tag = dnnl::memory::format_tag;
-  std::vector<int8_t> w;  // the caller's weights, plain (g)oihw
-  std::vector<float> scale;
+struct Conv::Impl {
+  std::vector<int8_t> w8;
+  std::vector<float> wf;     // F32: the weights times the scale (and the residual factor)
+  std::vector<float> scale;  // Int8: the output scales (times the residual factor)
+  std::vector<float> bias;   // the per-channel post-op add
   int32_t zero = 0;
+  bool f32_quantize = false;  // F32 with a quantizing epilogue: f32 codes, rounded here to u8
   struct Prim {
     dnnl::convolution_forward conv;
     dnnl::memory weights;  // in the primitive's layout
+    std::vector<float> f32_dst;
   };
   std::map<int64_t, Prim> by_batch;
   std::string last_impl;
 
-  dnnl::memory::dims weight_dims(const ConvShape& s) const {
+  static dnnl::memory::dims weight_dims(const ConvShape& s) {
     if (s.groups == 1) return {s.o, s.c, s.kh, s.kw};
     return {s.groups, s.o / s.groups, s.c / s.groups, s.kh, s.kw};
   }
 
-  Prim& get(const ConvShape& s, int64_t n) {
+  Prim& get(Kind kind, const ConvShape& s, const Epilogue& ep, int64_t n) {
     auto it = by_batch.find(n);
     if (it != by_batch.end()) return it->second;
     auto& eng = cpu_engine();
-    const md src_md({n, s.c, s.h, s.w}, dt::u8, tag::nhwc);
-    const md dst_md({n, s.o, s.out_h(), s.out_w()}, dt::f32, tag::nhwc);
-    const md wei_any(weight_dims(s), dt::s8, tag::any);
+    const bool i8 = kind == Kind::Int8;
+    const md src_md({n, s.c, s.h, s.w}, i8 ? dt::u8 : dt::f32, tag::nhwc);
+    const md dst_md({n, s.o, s.out_h(), s.out_w()}, ep.quantize && i8 ? dt::u8 : dt::f32, tag::nhwc);
+    const md wei_any(weight_dims(s), i8 ? dt::s8 : dt::f32, tag::any);
     // oneDNN's dilation counts the gaps (0 = dense)
     dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_md,
                                       wei_any, dst_md, {s.stride_h, s.stride_w}, {s.dil_h - 1, s.dil_w - 1},
                                       {s.pad_h, s.pad_w}, {s.pad_h, s.pad_w});
     dnnl::primitive_attr attr;
-    attr.set_output_scales(1 << 1, scale);  // mask: the output channel dimension
-    if (zero) attr.set_zero_points(DNNL_ARG_SRC, 0, {zero});
+    if (i8) {
+      attr.set_output_scales(1 << 1, scale);  // mask: the output channel dimension
+      if (zero) attr.set_zero_points(DNNL_ARG_SRC, 0, {zero});
+    }
+    // The epilogue in the working space k (the u8 residual's codes, else real values): see onednn.h.
+    const float k = ep.residual == Epilogue::Residual::U8 ? ep.res_scale : 1.f;
+    dnnl::post_ops po;
+    po.append_binary(dnnl::algorithm::binary_add, md({1, s.o, 1, 1}, dt::f32, tag::nhwc));
+    if (ep.residual != Epilogue::Residual::None)
+      po.append_binary(dnnl::algorithm::binary_add,
+                       md({n, s.o, s.out_h(), s.out_w()}, ep.residual == Epilogue::Residual::U8 ? dt::u8 : dt::f32, tag::nhwc));
+    if (ep.quantize) {
+      // act then quantize as one clip in code space: q_scale * clip(y, lo, hi) + q_zero clipped to
+      // [0, q_max] is clip(q_scale * y + q_zero, max(0, q_zero + q_scale * lo), min(q_max, q_zero +
+      // q_scale * hi)) (q_scale > 0). One clip, not two: with the chain clip, linear, clip oneDNN 2.6's
+      // int8 jit kernels wrote zeros (measured).
+      float lo = 0.f, hi = ep.q_max;
+      if (ep.act != Epilogue::Act::None) lo = std::max(0.f, ep.q_zero + ep.q_scale * ep.act_lo);
+      if (ep.act == Epilogue::Act::Clip) hi = std::min(ep.q_max, ep.q_zero + ep.q_scale * ep.act_hi);
+      po.append_eltwise(1.f, dnnl::algorithm::eltwise_linear, ep.q_scale / k, ep.q_zero);
+      po.append_eltwise(1.f, dnnl::algorithm::eltwise_clip, lo, hi);
+    } else {
+      if (ep.act == Epilogue::Act::Relu) po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+      if (ep.act == Epilogue::Act::Clip) po.append_eltwise(1.f, dnnl::algorithm::eltwise_clip, k * ep.act_lo, k * ep.act_hi);
+      if (k != 1.f) po.append_eltwise(1.f, dnnl::algorithm::eltwise_linear, 1.f / k, 0.f);
+    }
+    attr.set_post_ops(po);
     dnnl::convolution_forward::primitive_desc pd(d, attr, eng);
     last_impl = pd.impl_info_str();
     // the weights in this primitive's layout (reused from another batch size's when the layout is the same)
     dnnl::memory wm;
-    for (auto& [k, p] : by_batch)
+    for (auto& [b, p] : by_batch)
       if (p.weights.get_desc() == pd.weights_desc()) wm = p.weights;
     if (!wm) {
-      dnnl::memory plain(md(weight_dims(s), dt::s8, s.groups == 1 ? tag::oihw : tag::goihw), eng, w.data());
+      void* data = i8 ? static_cast<void*>(w8.data()) : static_cast<void*>(wf.data());
+      dnnl::memory plain(md(weight_dims(s), i8 ? dt::s8 : dt::f32, s.groups == 1 ? tag::oihw : tag::goihw), eng, data);
       wm = dnnl::memory(pd.weights_desc(), eng);
       dnnl::reorder(plain, wm).execute(cpu_stream(), plain, wm);
       cpu_stream().wait();
     }
-    return by_batch.emplace(n, Prim{dnnl::convolution_forward(pd), wm}).first->second;
+    Prim p{dnnl::convolution_forward(pd), wm, {}};
+    if (f32_quantize) p.f32_dst.resize(size_t(n * s.out_h() * s.out_w() * s.o));
+    return by_batch.emplace(n, std::move(p)).first->second;
   }
 };
 
-Int8Conv::Int8Conv(const ConvShape& shape, const std::vector<int8_t>& weights, const std::vector<float>& out_scale,
-                   int32_t src_zero)
-    : shape_(shape), impl_(std::make_unique<Impl>()) {
-  check_shape(shape, weights.size(), out_scale.size());
-  impl_->w = weights;
-  impl_->scale = out_scale;
-  impl_->zero = src_zero;
-  try {
-    impl_->get(shape_, 1);  // fails here, not at the first batch, when oneDNN has no kernel for it
-  } catch (const dnnl::error& e) {
-    throw std::runtime_error(std::string("int8 conv: oneDNN cannot make the primitive: ") + e.what());
+Conv::Conv(Kind kind, const ConvShape& shape, const std::vector<int8_t>& weights_s8, const std::vector<float>& weights_f32,
+           const std::vector<float>& out_scale, int32_t src_zero, const Epilogue& ep)
+    : kind_(kind), shape_(shape), ep_(ep), impl_(std::make_unique<Impl>()) {
+  check_conv(kind, shape, weights_s8.size(), weights_f32.size(), out_scale.size(), ep);
+  const float k = ep.residual == Epilogue::Residual::U8 ? ep.res_scale : 1.f;
+  Impl& I = *impl_;
+  I.bias.assign(size_t(shape.o), 0.f);
+  for (int64_t o = 0; o < shape.o; ++o)
+    I.bias[size_t(o)] = k * (ep.bias.empty() ? 0.f : ep.bias[size_t(o)]) - (ep.residual == Epilogue::Residual::U8 ? ep.res_zero : 0.f);
+  if (kind == Kind::Int8) {
+    I.w8 = weights_s8;
+    I.zero = src_zero;
+    I.scale = out_scale;
+    for (float& v : I.scale) v *= k;
+  } else {
+    I.wf = weights_f32;
+    const size_t per = I.wf.size() / size_t(shape.o);
+    for (int64_t o = 0; o < shape.o; ++o)
+      for (size_t j = 0; j < per; ++j) I.wf[size_t(o) * per + j] *= k * out_scale[size_t(o)];
+    I.f32_quantize = ep.quantize;  // oneDNN 2.6 has no f32 conv with a u8 output
   }
+  wrap("conv (oneDNN): cannot make the primitive", [&] { return &I.get(kind_, shape_, ep_, 1); });
 }
 
-void Int8Conv::run(int64_t n, const uint8_t* src, float* dst) {
-  if (n <= 0) throw std::invalid_argument("int8 conv: batch size must be positive");
-  try {
-    Impl::Prim& p = impl_->get(shape_, n);
+void Conv::run(int64_t n, const void* src, const void* residual, void* dst) {
+  if (n <= 0) throw std::invalid_argument("conv (oneDNN): batch size must be positive");
+  if ((ep_.residual != Epilogue::Residual::None) != (residual != nullptr))
+    throw std::invalid_argument("conv (oneDNN): the residual is given if and only if the epilogue has one");
+  wrap("conv (oneDNN) failed", [&] {
+    Impl& I = *impl_;
+    Impl::Prim& p = I.get(kind_, shape_, ep_, n);
     auto& eng = cpu_engine();
     const ConvShape& s = shape_;
-    dnnl::memory src_m(Impl::md({n, s.c, s.h, s.w}, Impl::dt::u8, Impl::tag::nhwc), eng, const_cast<uint8_t*>(src));
-    dnnl::memory dst_m(Impl::md({n, s.o, s.out_h(), s.out_w()}, Impl::dt::f32, Impl::tag::nhwc), eng, dst);
-    p.conv.execute(cpu_stream(), {{DNNL_ARG_SRC, src_m}, {DNNL_ARG_WEIGHTS, p.weights}, {DNNL_ARG_DST, dst_m}});
+    const bool i8 = kind_ == Kind::Int8;
+    const md out_f32({n, s.o, s.out_h(), s.out_w()}, dt::f32, tag::nhwc);
+    dnnl::memory src_m(md({n, s.c, s.h, s.w}, i8 ? dt::u8 : dt::f32, tag::nhwc), eng, const_cast<void*>(src));
+    void* out = I.f32_quantize ? static_cast<void*>(p.f32_dst.data()) : dst;
+    dnnl::memory dst_m(ep_.quantize && i8 ? md({n, s.o, s.out_h(), s.out_w()}, dt::u8, tag::nhwc) : out_f32, eng, out);
+    dnnl::memory bias_m(md({1, s.o, 1, 1}, dt::f32, tag::nhwc), eng, I.bias.data());
+    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src_m},
+                                               {DNNL_ARG_WEIGHTS, p.weights},
+                                               {DNNL_ARG_DST, dst_m},
+                                               {DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, bias_m}};
+    if (residual)
+      args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1] =
+          dnnl::memory(md({n, s.o, s.out_h(), s.out_w()}, ep_.residual == Epilogue::Residual::U8 ? dt::u8 : dt::f32, tag::nhwc),
+                       eng, const_cast<void*>(residual));
+    p.conv.execute(cpu_stream(), args);
     cpu_stream().wait();
-  } catch (const dnnl::error& e) {
-    throw std::runtime_error(std::string("int8 conv: oneDNN failed: ") + e.what());
-  }
+    if (I.f32_quantize) {  // the codes, already clipped to [0, q_max], rounded half to even as oneDNN's u8 conversion
+      const float* f = p.f32_dst.data();
+      uint8_t* u = static_cast<uint8_t*>(dst);
+      const int64_t total = int64_t(p.f32_dst.size());
+#pragma omp parallel for schedule(static)
+      for (int64_t i = 0; i < total; ++i) u[i] = static_cast<uint8_t>(std::nearbyint(f[i]));
+    }
+    return 0;
+  });
 }
 
-std::string Int8Conv::impl() const { return impl_->last_impl; }
+std::string Conv::impl() const { return impl_->last_impl; }
+
+struct MaxPool::Impl {
+  std::map<int64_t, dnnl::pooling_forward> by_batch;
+};
+
+MaxPool::MaxPool(bool u8, int64_t c, int64_t h, int64_t w, int kernel, int stride, int pad)
+    : u8_(u8), c_(c), h_(h), w_(w), kernel_(kernel), stride_(stride), pad_(pad), impl_(std::make_unique<Impl>()) {
+  if (c <= 0 || h <= 0 || w <= 0 || kernel <= 0 || stride <= 0 || pad < 0 || out_h() <= 0 || out_w() <= 0)
+    throw std::invalid_argument("max pool (oneDNN): bad shape");
+}
+
+void MaxPool::run(int64_t n, const void* src, void* dst) {
+  wrap("max pool (oneDNN) failed", [&] {
+    auto& eng = cpu_engine();
+    const dt t = u8_ ? dt::u8 : dt::f32;
+    const md src_md({n, c_, h_, w_}, t, tag::nhwc), dst_md({n, c_, out_h(), out_w()}, t, tag::nhwc);
+    auto it = impl_->by_batch.find(n);
+    if (it == impl_->by_batch.end()) {
+      dnnl::pooling_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::pooling_max, src_md, dst_md,
+                                    {stride_, stride_}, {kernel_, kernel_}, {pad_, pad_}, {pad_, pad_});
+      it = impl_->by_batch.emplace(n, dnnl::pooling_forward(dnnl::pooling_forward::primitive_desc(d, eng))).first;
+    }
+    dnnl::memory s(src_md, eng, const_cast<void*>(src)), o(dst_md, eng, dst);
+    it->second.execute(cpu_stream(), {{DNNL_ARG_SRC, s}, {DNNL_ARG_DST, o}});
+    cpu_stream().wait();
+    return 0;
+  });
+}
 
 #else  // built without oneDNN
 
 bool available() { return false; }
 std::string version() { return "not built with oneDNN"; }
 
-struct Int8Conv::Impl {};
+namespace {
+const char* kNoOneDnn =
+    "int8 inference needs oneDNN, and this dfq was built without it (apt-get install libdnnl-dev, as scripts/setup.sh "
+    "does, then re-run cmake)";
+}  // namespace
 
-Int8Conv::Int8Conv(const ConvShape& shape, const std::vector<int8_t>& weights, const std::vector<float>& out_scale, int32_t)
-    : shape_(shape) {
-  check_shape(shape, weights.size(), out_scale.size());
-  throw std::runtime_error(
-      "int8 inference needs oneDNN, and this dfq was built without it (apt-get install libdnnl-dev, as "
-      "scripts/setup.sh does, then re-run cmake)");
+struct Conv::Impl {};
+struct MaxPool::Impl {};
+
+Conv::Conv(Kind kind, const ConvShape& shape, const std::vector<int8_t>& weights_s8, const std::vector<float>& weights_f32,
+           const std::vector<float>& out_scale, int32_t, const Epilogue& ep)
+    : kind_(kind), shape_(shape), ep_(ep) {
+  check_conv(kind, shape, weights_s8.size(), weights_f32.size(), out_scale.size(), ep);
+  throw std::runtime_error(kNoOneDnn);
 }
-void Int8Conv::run(int64_t, const uint8_t*, float*) { throw std::runtime_error("int8 conv: not built with oneDNN"); }
-std::string Int8Conv::impl() const { return ""; }
+void Conv::run(int64_t, const void*, const void*, void*) { throw std::runtime_error(kNoOneDnn); }
+std::string Conv::impl() const { return ""; }
+MaxPool::MaxPool(bool u8, int64_t c, int64_t h, int64_t w, int kernel, int stride, int pad)
+    : u8_(u8), c_(c), h_(h), w_(w), kernel_(kernel), stride_(stride), pad_(pad) {
+  throw std::runtime_error(kNoOneDnn);
+}
+void MaxPool::run(int64_t, const void*, void*) { throw std::runtime_error(kNoOneDnn); }
 
 #endif
 
-Int8Conv::~Int8Conv() = default;
+Conv::~Conv() = default;
+MaxPool::~MaxPool() = default;
+
+Int8Conv::Int8Conv(const ConvShape& shape, const std::vector<int8_t>& weights, const std::vector<float>& out_scale,
+                   int32_t src_zero)
+    : conv_(Conv::Kind::Int8, shape, weights, {}, out_scale, src_zero, Epilogue{}) {}
 
 }  // namespace dfq::onednn

@@ -1,17 +1,26 @@
 // onednn.h — the engine's door to oneDNN (Debian's libdnnl-dev), the one translation unit that owns
 // it (onednn.cpp, as conv.cu owns cuDNN): nothing else includes a dnnl header, so the 2.x / 3.x API
-// differences (Debian 12 has 2.6; 3.x moved output scales to per-argument scales) stay in one file.
+// differences (Debian 12 has 2.6; 3.x moved output scales to per-argument scales and applies the
+// bias after them) stay in one file. Every tensor here is NHWC (channels last), as oneDNN's int8
+// kernels want it.
 //
-// Int8Conv: an integer convolution on the CPU, oneDNN's u8 x s8 -> s32 kernels (brgconv with AVX-512
-// VNNI where the CPU has it):
-//   dst[n, oh, ow, o] = out_scale[o] * sum over (c, kh, kw) of (src[n, ih, iw, c] - src_zero) * w[o, c, kh, kw]
-// src u8 NHWC, the image padded with src_zero (a padded element is worth 0, as the float conv's zero
-// padding); w s8 (O, C / groups, KH, KW); dst f32 NHWC. The s32 sum is exact; dst is one float
-// multiply of it (out_scale 1 gives the integer sum itself while it is below 2^24). The weights are
-// reordered once, into the kernel's layout, on construction; a primitive per batch size is kept.
-// Threads: oneDNN runs on the same OpenMP pool as the engine and OpenBLAS.
-// Built without oneDNN (no libdnnl-dev when CMake ran), available() is false and the constructor
-// throws std::runtime_error saying so.
+// Conv: one convolution with its epilogue fused (oneDNN post-ops), in one of two kinds:
+//  - Int8: src u8 codes with a zero point (a padded element is worth 0, as the float conv's zero
+//    padding), weights s8, s32 sums (exact), then acc_real[o] = out_scale[o] * sum (src - zero) * w;
+//  - F32: src and weights float (out_scale is folded into the weights once), acc_real = the conv.
+// Then, per output element (the Epilogue):
+//   y = acc_real[o] + bias[o] (+ residual, a tensor of the output's shape: f32, or u8 codes r worth
+//       (r - res_zero) / res_scale)
+//   y = act(y)  (none, relu, or clip to [lo, hi]: ReLU6)
+//   quantize: dst u8 = clamp(round_half_even(q_scale * y + q_zero), 0, q_max); else dst f32 = y.
+// dfq's activation grid is x = (c - zero) / scale (quant_math.h: c = q + 2^(A-1)); so a quantizer
+// after the act is q_scale = its scale, q_zero = its zero point, q_max = 2^A - 1. The float ops
+// follow oneDNN's order (scale, then adds, then act), not the fake-quant model's (conv, BN, act,
+// quantize): a value within a rounding of a code boundary can take the neighbouring code.
+// The weights are reordered once, into the kernel's layout, on first use per batch size; a
+// primitive per batch size is kept. Threads: oneDNN runs on the engine's OpenMP pool.
+// Built without oneDNN (no libdnnl-dev when CMake ran), available() is false and every
+// constructor throws std::runtime_error saying so.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -31,24 +40,73 @@ struct ConvShape {
   int64_t out_w() const { return (w + 2 * pad_w - dil_w * (kw - 1) - 1) / stride_w + 1; }
 };
 
-class Int8Conv {
+struct Epilogue {
+  std::vector<float> bias;  // o values, or empty (0)
+  enum class Residual { None, F32, U8 } residual = Residual::None;
+  float res_scale = 1, res_zero = 0;  // U8 residual: r is worth (r - res_zero) / res_scale
+  enum class Act { None, Relu, Clip } act = Act::None;
+  float act_lo = 0, act_hi = 0;  // Clip
+  bool quantize = false;         // dst u8 (else f32)
+  float q_scale = 1, q_zero = 0, q_max = 255;
+};
+
+class Conv {
  public:
-  // weights: o * (c / groups) * kh * kw s8 values in (O, C / groups, KH, KW) order; out_scale: o
-  // values. Throws std::invalid_argument on an ill-formed shape, std::runtime_error when oneDNN
-  // cannot make the primitive (or is not built in).
-  Int8Conv(const ConvShape& shape, const std::vector<int8_t>& weights, const std::vector<float>& out_scale,
-           int32_t src_zero);
-  ~Int8Conv();
-  Int8Conv(const Int8Conv&) = delete;
-  Int8Conv& operator=(const Int8Conv&) = delete;
-  // src: n * h * w * c bytes (NHWC); dst: n * out_h * out_w * o floats (NHWC).
-  void run(int64_t n, const uint8_t* src, float* dst);
+  enum class Kind { Int8, F32 };
+  // Int8: weights_s8 (O, C / groups, KH, KW), src_zero the codes' zero point. F32: weights_f32, same
+  // order. out_scale: o values. Throws std::invalid_argument on an ill-formed shape or epilogue,
+  // std::runtime_error when oneDNN has no kernel for it (or is not built in).
+  Conv(Kind kind, const ConvShape& shape, const std::vector<int8_t>& weights_s8, const std::vector<float>& weights_f32,
+       const std::vector<float>& out_scale, int32_t src_zero, const Epilogue& ep);
+  ~Conv();
+  Conv(const Conv&) = delete;
+  Conv& operator=(const Conv&) = delete;
+  // src: n * h * w * c (u8 for Int8, float for F32); residual: the output's shape in the epilogue's
+  // type, or null when it has none; dst: n * out_h * out_w * o (u8 when quantizing, else float).
+  void run(int64_t n, const void* src, const void* residual, void* dst);
   const ConvShape& shape() const { return shape_; }
-  std::string impl() const;  // oneDNN's implementation name of the last primitive made ("brgconv:avx512_core_vnni")
+  Kind kind() const { return kind_; }
+  const Epilogue& epilogue() const { return ep_; }
+  std::string impl() const;  // oneDNN's implementation name ("brgconv:avx512_core_vnni")
 
  private:
   struct Impl;
+  Kind kind_;
   ConvShape shape_;
+  Epilogue ep_;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The int8 convolution alone: dst f32 = out_scale[o] * sum (src - src_zero) * w (exact s32 sum, one
+// float multiply), no epilogue. (A Conv of kind Int8 with an empty Epilogue.)
+class Int8Conv {
+ public:
+  Int8Conv(const ConvShape& shape, const std::vector<int8_t>& weights, const std::vector<float>& out_scale,
+           int32_t src_zero);
+  void run(int64_t n, const uint8_t* src, float* dst) { conv_.run(n, src, nullptr, dst); }
+  const ConvShape& shape() const { return conv_.shape(); }
+  std::string impl() const { return conv_.impl(); }
+
+ private:
+  Conv conv_;
+};
+
+// Max pooling, NHWC, u8 or f32 (exact on codes: the grid is monotone); padded elements are ignored.
+class MaxPool {
+ public:
+  MaxPool(bool u8, int64_t c, int64_t h, int64_t w, int kernel, int stride, int pad);
+  ~MaxPool();
+  MaxPool(const MaxPool&) = delete;
+  MaxPool& operator=(const MaxPool&) = delete;
+  int64_t out_h() const { return (h_ + 2 * pad_ - kernel_) / stride_ + 1; }
+  int64_t out_w() const { return (w_ + 2 * pad_ - kernel_) / stride_ + 1; }
+  void run(int64_t n, const void* src, void* dst);
+
+ private:
+  struct Impl;
+  bool u8_;
+  int64_t c_, h_, w_;
+  int kernel_, stride_, pad_;
   std::unique_ptr<Impl> impl_;
 };
 
