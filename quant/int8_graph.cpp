@@ -12,6 +12,7 @@
 #include "engine/kernels/cpu/onednn.h"
 #include "engine/kernels/quant_math.h"
 #include "engine/profile.h"
+#include "quant/int8_inference.h"
 #include "models/mobilenet.h"
 #include "models/resnet.h"
 
@@ -101,8 +102,13 @@ struct Int8Graph::State {
       const int64_t total = n * x->per_image();
       const float* f = x->f.data();
       uint8_t* u = y->u.data();
-#pragma omp parallel for schedule(static)
-      for (int64_t i = 0; i < total; ++i) u[i] = static_cast<uint8_t>(quant_code(g.p, f[i]) + g.half);
+      // quant_code's float ops (scale * x - zero, round half to even, clamp), written so that they vectorise
+      const float sc = g.p.scale, zero = g.p.zero, lo = g.p.qmin, hi = g.p.qmax, half = g.half;
+#pragma omp parallel for simd schedule(static)
+      for (int64_t i = 0; i < total; ++i) {
+        const float q = std::nearbyint(sc * f[i] - zero);
+        u[i] = static_cast<uint8_t>(static_cast<int32_t>(std::min(std::max(q, lo), hi) + half));
+      }
     });
     return P.quantized[key] = y;
   }
@@ -300,15 +306,19 @@ struct Int8Graph::State {
         return unit(*P, u.conv.get(), u.conv.get(), u.bn.get(), in, relu6 ? Epilogue::Act::Clip : Epilogue::Act::None, 6.f,
                     u.site, residual, next);
       };
-      // the stem's output feeds the first block alone, and inside a block each unit's output the next
-      // unit alone; a block's output also feeds the residual add of the next block (when it has one)
-      const bool first_residual = !mb->blocks.empty() && mb->blocks[0].residual;
-      Val* h = conv_unit(mb->stem, x, nullptr, !first_residual && !mb->blocks.empty() ? mb->blocks[0].units[0].conv.get() : nullptr);
-      for (const auto& b : mb->blocks) {
+      // Inside a block each unit's output feeds the next unit alone. The stem's and a block's output
+      // feed the next block's first unit, and its residual add when it has one (then it stays float).
+      auto sole_consumer = [&](size_t next_block) -> const void* {
+        if (next_block == mb->blocks.size()) return mb->head.conv.get();
+        return mb->blocks[next_block].residual ? nullptr : mb->blocks[next_block].units[0].conv.get();
+      };
+      Val* h = conv_unit(mb->stem, x, nullptr, sole_consumer(0));
+      for (size_t bi = 0; bi < mb->blocks.size(); ++bi) {
+        const auto& b = mb->blocks[bi];
         Val* y = h;
         for (size_t i = 0; i < b.units.size(); ++i) {
           const bool last = i + 1 == b.units.size();
-          y = conv_unit(b.units[i], y, b.residual && last ? h : nullptr, last ? nullptr : b.units[i + 1].conv.get());
+          y = conv_unit(b.units[i], y, b.residual && last ? h : nullptr, last ? sole_consumer(bi + 1) : b.units[i + 1].conv.get());
         }
         h = y;
       }
@@ -468,6 +478,23 @@ std::string Int8Graph::report() const {
     }
     r += "; float, " + why + ": " + list;
   }
+  return r;
+}
+
+models::EvalResult evaluate_int8(QuantizedModel& q, Dataset& ds, int64_t batch, const std::string& label,
+                                 std::vector<int32_t>* predictions, std::string* report, int64_t* int8_layers) {
+  if (Int8Graph::supports(q.model())) {
+    Int8Graph graph(q);
+    models::EvalResult r = models::evaluate(q.model(), ds, Device::CPU, batch, label, predictions,
+                                            [&graph](const Tensor& x) { return graph.forward(x); });
+    if (report) *report = graph.report();
+    if (int8_layers) *int8_layers = graph.int8_layers();
+    return r;
+  }
+  Int8Inference layers(q);
+  models::EvalResult r = models::evaluate(q.model(), ds, Device::CPU, batch, label, predictions);
+  if (report) *report = layers.report();
+  if (int8_layers) *int8_layers = layers.int8_layers();
   return r;
 }
 

@@ -25,7 +25,9 @@
 #include <memory>
 #include <string>
 
+#include "engine/io/dataset.h"
 #include "engine/tensor.h"
+#include "models/eval.h"
 #include "quant/qmodel.h"
 
 namespace dfq::quant {
@@ -53,5 +55,12 @@ class Int8Graph {
   struct State;
   std::unique_ptr<State> s_;
 };
+
+// evaluate --int8 and a method's --int8: the integer evaluation of q on ds (frozen ranges, CPU):
+// the compiled graph for a ResNet / MobileNetV2, else layer by layer (Int8Inference). Fills report
+// (what ran in integers) and int8_layers; predictions as models::evaluate. Layers that stay float
+// run the fake-quant forward: a caller holding q.cache_weights() quantizes their weights once.
+models::EvalResult evaluate_int8(QuantizedModel& q, Dataset& ds, int64_t batch, const std::string& label,
+                                 std::vector<int32_t>* predictions, std::string* report, int64_t* int8_layers);
 
 }  // namespace dfq::quant

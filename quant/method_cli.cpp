@@ -16,6 +16,8 @@
 #include "engine/diverged.h"
 #include "engine/io/progress.h"
 #include "engine/io/weights.h"
+#include "quant/int8_graph.h"
+#include "quant/int8_inference.h"
 
 namespace dfq::quant {
 
@@ -37,6 +39,7 @@ MethodCli::MethodCli(Flags& flags, std::string method_name, const std::string& d
   json = flags.str("--json", "");
   device = flags.choice("--device", "cpu", {"cpu", "cuda"});
   packed = flags.boolean("--packed");
+  int8 = flags.boolean("--int8");
 }
 
 void MethodCli::validate(const Flags& flags) {
@@ -60,6 +63,10 @@ void MethodCli::validate(const Flags& flags) {
   if (!labels.empty() && data.empty()) flags.fail("--labels needs --data (a flat folder of images)");
   if (!labels.empty() && !fs::is_regular_file(labels)) flags.fail("--labels " + labels + ": no such file");
   if (eval_batch < 1) flags.fail("--eval_batch must be >= 1");
+  if (int8 && device != "cpu") flags.fail("--int8 runs on the CPU (oneDNN): drop --device " + device);
+  if (int8 && !has_data()) flags.fail("--int8 evaluates the quantized model in integers: it needs --dataset or --data");
+  if (int8 && !onednn_built())
+    flags.fail("--int8 needs oneDNN, and this dfq was built without it (apt-get install libdnnl-dev, as scripts/setup.sh does, then re-run cmake)");
   if (seed < 0) flags.fail("--seed must be >= 0");
   if (img_size != 0 && (img_size < 8 || img_size % 4)) flags.fail("--img_size must be a multiple of 4, >= 8");
   for (const auto& [flag, path] : {std::pair<std::string, std::string>{"--save", save}, {"--json", json}})
@@ -112,9 +119,24 @@ models::EvalResult MethodRun::evaluate_float(models::Model& model) {
 
 models::EvalResult MethodRun::evaluate_quantized(QuantizedModel& q, const std::string& label) {
   if (!ds_) throw std::logic_error("evaluate_quantized without data");
+  bool frozen = true;
+  for (ActQuantizer& a : q.acts()) frozen = frozen && !a.observing();
   {
     auto cached = q.cache_weights();  // each weight quantized once, not once per batch
-    q_ = models::evaluate(q.model(), *ds_, dev_, cli_.eval_batch, label);
+    std::vector<int32_t> fake_pred, int8_pred;
+    const bool int8 = cli_.int8 && frozen;
+    q_ = models::evaluate(q.model(), *ds_, dev_, cli_.eval_batch, label, int8 ? &fake_pred : nullptr);
+    if (cli_.int8 && !frozen) std::printf("--int8: %s not run in integers (its ranges are still observing)\n", label.c_str());
+    if (int8) {
+      std::string report;
+      int64_t layers = 0;
+      const models::EvalResult r = evaluate_int8(q, *ds_, cli_.eval_batch, "int8 " + label, &int8_pred, &report, &layers);
+      const double agree = models::prediction_agreement(fake_pred, int8_pred), speedup = q_.seconds / r.seconds;
+      std::printf("%s\nint8 %s: %s; against fake-quant: top-1 %+.2f, argmax agreement %.2f %%, %.2fx the speed\n",
+                  report.c_str(), label.c_str(), result_str(r).c_str(), r.top1() - q_.top1(), 100.0 * agree, speedup);
+      json_.num("int8_top1", r.top1()).num("int8_agreement", 100.0 * agree).num("int8_speedup", speedup);
+      json_.num("int8_layers", double(layers));
+    }
   }
   have_q_ = true;
   return q_;

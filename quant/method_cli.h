@@ -48,6 +48,11 @@ struct MethodCli {
   std::string method;  // "ZeroQ", "GDFQ"
   std::string arch, weights, dataset, data, labels, save, out, json, device;
   bool packed = false;  // --packed: --save writes integer weight codes (docs/weights_format.md)
+  // --int8: every evaluation of the quantized model (ranges frozen) also runs in integers on the CPU
+  // (quant/int8_graph.h) and prints both, with the argmax agreement; the JSON gains int8_top1,
+  // int8_agreement, int8_speedup, int8_layers (of the last one). The method's q_top1 stays the
+  // fake-quant model's.
+  bool int8 = false;
   long long seed = 0, img_size = 0, eval_batch = 256;
   BitFlags bit_flags;
   QuantConfig cfg;  // valid after validate()

@@ -28,7 +28,8 @@ namespace {
 
 const char* kUsage =
     "usage: bench [--device cpu|cuda] [--repeats N] [--only NAME] [--cudnn_heuristics] [--conv_algo auto|im2col]\n"
-    "--only NAME: just the cases main() runs under NAME (conv3x3_fwd, depthwise, conv_algos, ...).\n"
+    "--only NAME: just the cases main() runs under NAME (conv3x3_fwd, depthwise, conv_algos, int8, ...);\n"
+    "  int8:TEXT: the int8 cases whose name has TEXT (int8:resnet18_32px).\n"
     "--conv_algo im2col: the CPU convolution without its shifted-GEMM, direct and depthwise paths (to compare).\n"
     "On CUDA, convolution algorithms are measured once per shape (cudnnFind, as PyTorch's\n"
     "cudnn.benchmark in bench_torch.py) unless --cudnn_heuristics.\n"
@@ -239,11 +240,13 @@ int main(int argc, char** argv) {
     }
     // Integer inference (quant/int8_graph.h, oneDNN u8 x s8) against the float model: resnet18 and
     // mobilenet_v2 eval forwards at 224 px (1000 classes) batch 1 and 32, and at 32 px (10 classes)
-    // batch 256 (the float one is *_32px_fwd_b256 above). The quantized model is W8A8 with symmetric
-    // weights and ZeroQ's placement (a quantizer after every ReLU), calibrated on the timed batch; each
-    // int8 case first prints, as a '#' line, its logits' largest difference from the fake-quant
-    // forward's and the argmax agreement.
-    if (want("int8") && dev == Device::CPU) {
+    // batch 256, float32 first. The quantized model is W8A8 with symmetric
+    // weights, calibrated on the timed batch; each int8 case first prints, as a '#' line, what ran in
+    // integers, its logits' largest difference from the fake-quant forward's and the argmax agreement.
+    // --only int8 runs them all; --only int8:TEXT those whose fp32 name contains TEXT
+    const bool int8_all = want("int8");
+    const std::string int8_filter = only.rfind("int8:", 0) == 0 ? only.substr(5) : "";
+    if ((int8_all || !int8_filter.empty()) && dev == Device::CPU) {
       struct Int8Case { const char* arch; int classes, px, batch; double macs; };
       const Int8Case cases[] = {{"resnet18", 1000, 224, 1, 1.8186e9},      {"resnet18", 1000, 224, 32, 1.8186e9},
                                 {"resnet18", 10, 32, 256, 0.03716e9},      {"mobilenet_v2", 1000, 224, 1, 0.3008e9},
@@ -251,30 +254,40 @@ int main(int argc, char** argv) {
       for (const Int8Case& k : cases) {
         const std::string tag = std::string(k.arch) + "_" + std::to_string(k.px) + "px_";
         const std::string b = "_b" + std::to_string(k.batch);
+        if (!int8_filter.empty() && (tag + "fp32" + b).find(int8_filter) == std::string::npos) continue;
         auto m = models::create_model(k.arch, k.classes, 0, false);
         m->eval();
         NoGradGuard ng;
         Tensor x = randn({k.batch, 3, k.px, k.px}, gen);
-        if (k.px != 32) report(tag + "fp32" + b, time_ms([&] { m->forward(x); }, repeats, dev), k.batch * 2 * k.macs);
-        quant::QuantConfig qc;
-        qc.weight_scheme = quant::WeightScheme::Sym;
-        quant::QuantizedModel q(m, qc);
-        quant::calibrate(q, x);
-        auto cached = q.cache_weights();
-        const std::vector<float> fake = q.forward(x).to_vector();
-        quant::Int8Graph i8(q);
-        const std::vector<float> got = i8.forward(x).to_vector();
-        double worst = 0, top = 0;
-        int64_t agree = 0;
-        for (size_t i = 0; i < fake.size(); ++i) worst = std::max(worst, double(std::fabs(got[i] - fake[i]))), top = std::max(top, double(std::fabs(fake[i])));
-        for (int n = 0; n < k.batch; ++n) {
-          const float* f = fake.data() + size_t(n) * size_t(k.classes);
-          const float* g = got.data() + size_t(n) * size_t(k.classes);
-          agree += std::max_element(f, f + k.classes) - f == std::max_element(g, g + k.classes) - g;
+        report(tag + "fp32" + b, time_ms([&] { m->forward(x); }, repeats, dev), k.batch * 2 * k.macs);
+        // "int8": a quantizer on every conv / linear input but the image's (SQuant's placement; PyTorch's
+        // int8 model quantizes every layer input too); "int8zq": ZeroQ's, after every ReLU (MobileNetV2's
+        // block outputs, and so its expand convs, stay float there)
+        for (const auto& [suffix, placement] : {std::pair{"int8", quant::ActPlacement::LayerInputs},
+                                                std::pair{"int8zq", quant::ActPlacement::ReluSites}}) {
+          quant::QuantConfig qc;
+          qc.weight_scheme = quant::WeightScheme::Sym;
+          qc.act_placement = placement;
+          quant::QuantizedModel q(m, qc);
+          quant::calibrate(q, x);
+          auto cached = q.cache_weights();
+          const std::vector<float> fake = q.forward(x).to_vector();
+          quant::Int8Graph i8(q);
+          const std::vector<float> got = i8.forward(x).to_vector();
+          double worst = 0, top = 0;
+          int64_t agree = 0;
+          for (size_t i = 0; i < fake.size(); ++i)
+            worst = std::max(worst, double(std::fabs(got[i] - fake[i]))), top = std::max(top, double(std::fabs(fake[i])));
+          for (int n = 0; n < k.batch; ++n) {
+            const float* f = fake.data() + size_t(n) * size_t(k.classes);
+            const float* g = got.data() + size_t(n) * size_t(k.classes);
+            agree += std::max_element(f, f + k.classes) - f == std::max_element(g, g + k.classes) - g;
+          }
+          const std::string name = tag + suffix + b;
+          std::printf("# %s: %s; logits vs fake-quant: max |diff| / max |logit| %.2e, argmax %lld / %d\n", name.c_str(),
+                      i8.report().c_str(), worst / std::max(top, 1e-30), (long long)agree, k.batch);
+          report(name, time_ms([&] { i8.forward(x); }, repeats, dev), k.batch * 2 * k.macs);
         }
-        std::printf("# %s: %s; logits vs fake-quant: max |diff| / max |logit| %.2e, argmax %lld / %d\n", (tag + "int8" + b).c_str(),
-                    i8.report().c_str(), worst / std::max(top, 1e-30), (long long)agree, k.batch);
-        report(tag + "int8" + b, time_ms([&] { i8.forward(x); }, repeats, dev), k.batch * 2 * k.macs);
       }
     }
     // GDFQ's two halves at the short CPU schedule's batch 64 on 32x32 Fashion-MNIST: the 10-class

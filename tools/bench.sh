@@ -30,4 +30,18 @@ print(f"\n{'case':<26}{'dfq ms':>10}{'torch ms':>10}{'dfq GFLOP/s':>13}{'torch/d
 for k in d:
     if k in t:
         print(f"{k:<26}{d[k][0]:>10.2f}{t[k][0]:>10.2f}{d[k][1]:>13.1f}{t[k][0]/d[k][0]:>16.2f}")
+# integer inference: dfq int8 against dfq float32 and against PyTorch's own int8 (speed ratios, > 1: dfq int8 faster)
+rows = [k for k in d if "_int8" in k]
+if rows:
+    print(f"\n{'int8 case':<30}{'dfq int8 ms':>12}{'dfq fp32 ms':>12}{'torch int8 ms':>14}{'vs dfq fp32':>12}{'vs torch int8':>14}")
+    for k in rows:
+        fp = k.replace("_int8zq_", "_fp32_").replace("_int8_", "_fp32_")
+        ti = k.replace("_int8zq_", "_int8_")
+        f = f"{d[fp][0]:>12.2f}" if fp in d else f"{'-':>12}"
+        tt = f"{t[ti][0]:>14.2f}" if ti in t else f"{'-':>14}"
+        r1 = f"{d[fp][0]/d[k][0]:>12.2f}" if fp in d else f"{'-':>12}"
+        r2 = f"{t[ti][0]/d[k][0]:>14.2f}" if ti in t else f"{'-':>14}"
+        print(f"{k:<30}{d[k][0]:>12.2f}{f}{tt}{r1}{r2}")
+    print("int8: every conv / linear input quantized but the image's (PyTorch's int8 model quantizes every layer input); "
+          "int8zq: ZeroQ's placement, after every ReLU (MobileNetV2's expand convs stay float)")
 PY

@@ -246,9 +246,8 @@ def bench_int8(repeats):
         tag, b = f"{arch}_{px}px_", f"_b{batch}"
         x = torch.randn(batch, 3, px, px)
         with torch.no_grad():
-            if px != 32:
-                m = getattr(torchvision.models, arch)(num_classes=classes).eval()
-                report(tag + "fp32" + b, time_ms(lambda: m(x), repeats, False), batch * 2 * macs)
+            m = getattr(torchvision.models, arch)(num_classes=classes).eval()
+            report(tag + "fp32" + b, time_ms(lambda: m(x), repeats, False), batch * 2 * macs)
             q = quantized_torch(arch, classes, x)
             report(tag + "int8" + b, time_ms(lambda: q(x), repeats, False), batch * 2 * macs)
 

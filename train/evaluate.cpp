@@ -91,24 +91,19 @@ int main(int argc, char** argv) {
       std::printf("fake-quant: %s, %.1f images/s, %.1f s\n", quant::MethodRun::result_str(fake).c_str(), fake.images_per_s(),
                   fake.seconds);
     }
-    // ResNets and MobileNetV2s run as one compiled integer pipeline; other models layer by layer
-    std::optional<quant::Int8Graph> graph;
-    std::optional<quant::Int8Inference> layers;
-    std::function<Tensor(const Tensor&)> fwd;
-    if (int8 && quant::Int8Graph::supports(*model)) {
-      graph.emplace(*qm);
-      fwd = [&graph](const Tensor& x) { return graph->forward(x); };
-    } else if (int8) {
-      layers.emplace(*qm);
+    models::EvalResult r;
+    std::string int8_report;
+    int64_t int8_layers = 0;
+    if (int8) {  // ResNets and MobileNetV2s as one compiled integer pipeline, other models layer by layer
+      r = quant::evaluate_int8(*qm, *ds, batch, "int8", compare ? &int8_pred : nullptr, &int8_report, &int8_layers);
+      std::printf("%s\n", int8_report.c_str());
+    } else {
+      r = models::evaluate(*model, *ds, dev, batch, "evaluate");
     }
-    models::EvalResult r = models::evaluate(*model, *ds, dev, batch, int8 ? "int8" : "evaluate", compare ? &int8_pred : nullptr, fwd);
-    if (graph) std::printf("%s\n", graph->report().c_str());
-    if (layers) std::printf("%s\n", layers->report().c_str());
     std::printf("%s%s, %.1f images/s, %.1f s\n", int8 ? "int8: " : "", quant::MethodRun::result_str(r).c_str(),
                 r.images_per_s(), r.seconds);
     rep.num("top1", r.top1()).num("top5", r.top5()).num("images", double(r.images)).num("nonfinite", double(r.nonfinite));
-    if (graph) rep.num("int8_layers", double(graph->int8_layers()));
-    if (layers) rep.num("int8_layers", double(layers->int8_layers()));
+    if (int8) rep.num("int8_layers", double(int8_layers));
     if (compare) {
       const double agree = models::prediction_agreement(fake_pred, int8_pred), speedup = fake.seconds / r.seconds;
       std::printf("int8 against fake-quant: top-1 %.2f vs %.2f (diff %+.2f), argmax agreement %.2f %%, %.2fx the speed\n",

@@ -61,6 +61,8 @@ static const char* kUsage =
     "  --stop_after N        stop after epoch N (checkpoint written; --resume continues the same run)\n"
     "  --save FILE           also write the final quantized model to FILE\n"    "  --packed              --save writes each quantized weight as integer codes (W <= 8: 1 byte, or 2\n"
     "                        codes a byte at W <= 4) with per-channel scales, not float32\n"
+    "  --int8                also evaluate the quantized model in integers on the CPU (oneDNN; as evaluate\n"
+    "                        does) and print both with their argmax agreement\n"
     "  --eval_batch N        evaluation batch size (default 256)\n"
     "  --json PATH           write {method, arch, bits, seed, fp_top1, final_top1, best_top1, best_epoch, seconds, blas}\n"
     "  --device D            cpu (default) or cuda\n"

@@ -48,6 +48,8 @@ static const char* kUsage =
     "  --eval_batch N      evaluation batch size (default 256)\n"
     "  --save FILE         write the quantized model (weights, fixed grids, ranges, bits) for train/evaluate\n"    "  --packed            --save writes each quantized weight as integer codes (W <= 8: 1 byte, or 2\n"
     "                      codes a byte at W <= 4) with per-channel scales, not float32\n"
+    "  --int8              also evaluate the quantized model in integers on the CPU (oneDNN; as evaluate\n"
+    "                      does) and print both with their argmax agreement\n"
     "  --json PATH         write {method, arch, bits, seed, mode, sigma, noise, quant_ms, weight_ms, act_ms,\n"
     "                      kernel_flips, channel_flips, fp_top1, fp_top5, q_top1, q_top5, q_nonfinite, seconds, blas}\n"
     "  --device D          cpu (default) or cuda\n"

@@ -48,6 +48,8 @@ static const char* kUsage =
     "  --eval_batch N      evaluation batch size (default 256)\n"
     "  --save FILE         write the quantized model (weights, ranges, bits) for train/evaluate\n"    "  --packed            --save writes each quantized weight as integer codes (W <= 8: 1 byte, or 2\n"
     "                      codes a byte at W <= 4) with per-channel scales, not float32\n"
+    "  --int8              also evaluate the quantized model in integers on the CPU (oneDNN; as evaluate\n"
+    "                      does) and print both with their argmax agreement\n"
     "  --out DIR           write the distilled batch (distilled.npy) and a PNG grid of it\n"
     "  --json PATH         write {method, arch, bits, seed, fp_top1, fp_top5, q_top1, q_top5, q_nonfinite,\n"
     "                      seconds, blas}\n"
