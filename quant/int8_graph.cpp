@@ -204,16 +204,34 @@ struct Int8Graph::State {
       });
       return y;
     }
-    // The zero-point term: dst = scale * sum (c - zx) w8 + scale * k * S + bias (+ residual), act, quantize.
-    auto raw = std::make_shared<onednn::Int8Conv>(s, L.w8, scale, zx);
+    // The zero-point term: dst = scale * sum (c - zx) w8 + scale * k * S + bias (+ residual), act,
+    // quantize, S the window sums of (c - zx) over each output's group (one more integer conv with
+    // all-one weights, groups output channels).
     onednn::ConvShape ws = s;
     ws.o = s.groups;
     auto sums = std::make_shared<onednn::Int8Conv>(ws, std::vector<int8_t>(size_t(ws.o * (s.c / s.groups) * s.kh * s.kw), 1),
                                                    std::vector<float>(size_t(ws.o), 1.f), zx);
+    auto S = std::make_shared<std::vector<float>>();
+    const bool all_k = std::all_of(L.k.begin(), L.k.end(), [](float v) { return v != 0.f; });
+    if (s.groups == s.o && all_k) {
+      // depthwise: one window sum per output channel, so the term fuses into the conv's post-ops
+      Epilogue wep = ep;
+      wep.window_k = L.k;
+      auto prim = std::make_shared<onednn::Conv>(onednn::Conv::Kind::Int8, s, L.w8, std::vector<float>{}, scale, zx, wep);
+      if (impl.empty()) impl = prim->impl();
+      P.steps.push_back([prim, sums, S, x, residual, y, s](int64_t n) {
+        profile::Scope ps("int8 graph: int8 depthwise conv with the zero-point term");
+        S->resize(size_t(n * s.out_h() * s.out_w() * s.o));
+        sums->run(n, static_cast<const uint8_t*>(x->data()), S->data());
+        prim->run(n, x->data(), residual ? residual->data() : nullptr, y->data(), S->data());
+      });
+      return y;
+    }
+    auto raw = std::make_shared<onednn::Int8Conv>(s, L.w8, scale, zx);
     if (impl.empty()) impl = raw->impl();
     std::vector<float> coef(size_t(s.o));
     for (size_t o = 0; o < size_t(s.o); ++o) coef[o] = scale[o] * L.k[o];
-    auto acc = std::make_shared<std::vector<float>>(), S = std::make_shared<std::vector<float>>();
+    auto acc = std::make_shared<std::vector<float>>();
     P.steps.push_back([raw, sums, acc, S, coef, ep, x, residual, y, s](int64_t n) {
       profile::Scope ps("int8 graph: int8 conv with the zero-point term");
       const int64_t PP = n * s.out_h() * s.out_w(), O = s.o, G = s.groups, opg = O / G;
@@ -221,23 +239,45 @@ struct Int8Graph::State {
       S->resize(size_t(PP * G));
       raw->run(n, static_cast<const uint8_t*>(x->data()), acc->data());
       sums->run(n, static_cast<const uint8_t*>(x->data()), S->data());
-      const float* ap = acc->data();
+      float* ap = acc->data();
       const float* sp = S->data();
+      const float* cf = coef.data();
+      const float* bs = ep.bias.data();
+      const float lo = ep.act == Epilogue::Act::None ? -std::numeric_limits<float>::infinity() : ep.act_lo;
+      const float hi = ep.act == Epilogue::Act::Clip ? ep.act_hi : std::numeric_limits<float>::infinity();
+      const float inv_rs = 1.f / ep.res_scale;
+      // one output position's O channels at a time, each stage a loop that vectorises
 #pragma omp parallel for schedule(static)
-      for (int64_t p = 0; p < PP; ++p)
-        for (int64_t o = 0; o < O; ++o) {
-          float v = ap[p * O + o] + coef[size_t(o)] * sp[p * G + o / opg] + ep.bias[size_t(o)];
-          if (ep.residual == Epilogue::Residual::F32) v += residual->f[size_t(p * O + o)];
-          if (ep.residual == Epilogue::Residual::U8) v += (float(residual->u[size_t(p * O + o)]) - ep.res_zero) / ep.res_scale;
-          if (ep.act == Epilogue::Act::Relu) v = v > 0.f ? v : 0.f;
-          if (ep.act == Epilogue::Act::Clip) v = std::min(std::max(v, ep.act_lo), ep.act_hi);
-          if (ep.quantize) {
-            const float c = std::nearbyint(ep.q_scale * v + ep.q_zero);
-            y->u[size_t(p * O + o)] = static_cast<uint8_t>(std::min(std::max(c, 0.f), ep.q_max));
-          } else {
-            y->f[size_t(p * O + o)] = v;
-          }
+      for (int64_t p = 0; p < PP; ++p) {
+        float* v = ap + p * O;
+        const float* sr = sp + p * G;
+        if (G == 1) {
+          const float s0 = sr[0];
+#pragma omp simd
+          for (int64_t o = 0; o < O; ++o) v[o] += cf[o] * s0 + bs[o];
+        } else {
+          for (int64_t o = 0; o < O; ++o) v[o] += cf[o] * sr[o / opg] + bs[o];
         }
+        if (ep.residual == Epilogue::Residual::F32) {
+          const float* r = residual->f.data() + p * O;
+#pragma omp simd
+          for (int64_t o = 0; o < O; ++o) v[o] += r[o];
+        } else if (ep.residual == Epilogue::Residual::U8) {
+          const uint8_t* r = residual->u.data() + p * O;
+#pragma omp simd
+          for (int64_t o = 0; o < O; ++o) v[o] += (float(r[o]) - ep.res_zero) * inv_rs;
+        }
+#pragma omp simd
+        for (int64_t o = 0; o < O; ++o) v[o] = std::min(std::max(v[o], lo), hi);
+        if (ep.quantize) {
+          uint8_t* u = y->u.data() + p * O;
+#pragma omp simd
+          for (int64_t o = 0; o < O; ++o)
+            u[o] = static_cast<uint8_t>(static_cast<int32_t>(std::min(std::max(std::nearbyint(ep.q_scale * v[o] + ep.q_zero), 0.f), ep.q_max)));
+        } else {
+          std::copy(v, v + O, y->f.data() + p * O);
+        }
+      }
     });
     return y;
   }

@@ -117,6 +117,7 @@ TEST_CASE("int8: oneDNN conv epilogues (bias, u8 / f32 residual, ReLU, ReLU6, qu
     Epilogue::Act act;
     Epilogue::Residual res;
     bool quantize;
+    bool window = false;  // the weight zero-point term (depthwise)
   };
   const std::vector<EpCase> cases = {
       {"int8, bias only, f32 out", true, 1, Epilogue::Act::None, Epilogue::Residual::None, false},
@@ -127,6 +128,8 @@ TEST_CASE("int8: oneDNN conv epilogues (bias, u8 / f32 residual, ReLU, ReLU6, qu
       {"int8, f32 residual, f32 out", true, 1, Epilogue::Act::None, Epilogue::Residual::F32, false},
       {"float conv, relu6, quantize", false, 1, Epilogue::Act::Clip, Epilogue::Residual::None, true},
       {"float conv, f32 residual, relu", false, 1, Epilogue::Act::Relu, Epilogue::Residual::F32, false},
+      {"int8 depthwise, zero-point term, relu6, quantize", true, 16, Epilogue::Act::Clip, Epilogue::Residual::None, true, true},
+      {"int8 depthwise, zero-point term, f32 residual, f32 out", true, 16, Epilogue::Act::None, Epilogue::Residual::F32, false, true},
   };
   Generator g(13);
   for (const EpCase& k : cases) {
@@ -154,6 +157,13 @@ TEST_CASE("int8: oneDNN conv epilogues (bias, u8 / f32 residual, ReLU, ReLU6, qu
     ep.residual = k.res, ep.res_scale = 7.5f, ep.res_zero = 2;
     ep.quantize = k.quantize, ep.q_scale = 21.f, ep.q_zero = 1, ep.q_max = 15;
     const int32_t zx = 3;
+    std::vector<float> win;
+    if (k.window) {
+      ep.window_k.resize(size_t(O));
+      for (int64_t o = 0; o < O; ++o) ep.window_k[size_t(o)] = float(int(o % 7) - 3 == 0 ? 5 : int(o % 7) - 3);
+      win.resize(size_t(n * P * O));
+      for (size_t i = 0; i < win.size(); ++i) win[i] = float(int(i % 23) - 11);
+    }
     onednn::Conv conv(k.int8 ? onednn::Conv::Kind::Int8 : onednn::Conv::Kind::F32, s, k.int8 ? w8 : std::vector<int8_t>{},
                       k.int8 ? std::vector<float>{} : wf, scale, zx, ep);
     std::vector<uint8_t> yu(size_t(n * P * O));
@@ -161,7 +171,7 @@ TEST_CASE("int8: oneDNN conv epilogues (bias, u8 / f32 residual, ReLU, ReLU6, qu
     const void* res = k.res == Epilogue::Residual::U8 ? static_cast<const void*>(ru.data())
                       : k.res == Epilogue::Residual::F32 ? static_cast<const void*>(rf.data()) : nullptr;
     conv.run(n, k.int8 ? static_cast<const void*>(xc.data()) : static_cast<const void*>(xf.data()), res,
-             k.quantize ? static_cast<void*>(yu.data()) : static_cast<void*>(yf.data()));
+             k.quantize ? static_cast<void*>(yu.data()) : static_cast<void*>(yf.data()), k.window ? win.data() : nullptr);
     int64_t off1 = 0, worse = 0;
     double fmax = 0;
     for (int64_t b = 0; b < n; ++b)
@@ -180,6 +190,7 @@ TEST_CASE("int8: oneDNN conv epilogues (bias, u8 / f32 residual, ReLU, ReLU6, qu
                 }
             const size_t i = size_t(((b * H + oh) * W + ow) * O + o);
             double v = double(scale[size_t(o)]) * acc + ep.bias[size_t(o)];
+            if (k.window) v += double(scale[size_t(o)]) * ep.window_k[size_t(o)] * win[i];
             if (k.res == Epilogue::Residual::U8) v += (double(ru[i]) - ep.res_zero) / ep.res_scale;
             if (k.res == Epilogue::Residual::F32) v += rf[i];
             if (k.act == Epilogue::Act::Relu) v = std::max(v, 0.0);

@@ -27,6 +27,12 @@ void check_conv(Conv::Kind kind, const ConvShape& s, size_t n8, size_t nf, size_
   if (ep.residual == Epilogue::Residual::U8 && !(ep.res_scale > 0)) bad("a u8 residual needs a positive scale");
   if (ep.act == Epilogue::Act::Clip && !(ep.act_lo <= ep.act_hi)) bad("clip bounds out of order");
   if (ep.quantize && !(ep.q_max >= 0 && ep.q_max <= 255)) bad("codes must fit u8");
+  if (!ep.window_k.empty()) {
+    if (kind != Conv::Kind::Int8) bad("the window term is for int8 convs");
+    if (ep.window_k.size() != size_t(s.o)) bad("one window factor per output channel expected");
+    for (float k : ep.window_k)
+      if (!(k != 0.f) || !std::isfinite(k)) bad("window factors must be finite and non-zero");
+  }
 }
 }  // namespace
 
@@ -75,6 +81,7 @@ struct Conv::Impl {
   std::vector<float> wf;     // F32: the weights times the scale (and the residual factor)
   std::vector<float> scale;  // Int8: the output scales (times the residual factor)
   std::vector<float> bias;   // the per-channel post-op add
+  std::vector<float> wmul;   // the window term: out_scale * k (after acc / k + window)
   int32_t zero = 0;
   bool f32_quantize = false;  // F32 with a quantizing epilogue: f32 codes, rounded here to u8
   struct Prim {
@@ -110,6 +117,11 @@ struct Conv::Impl {
     // The epilogue in the working space k (the u8 residual's codes, else real values): see onednn.h.
     const float k = ep.residual == Epilogue::Residual::U8 ? ep.res_scale : 1.f;
     dnnl::post_ops po;
+    const bool win = !ep.window_k.empty();
+    if (win) {  // out_scale * k * (acc / k + window): the output scales are 1 / k then
+      po.append_binary(dnnl::algorithm::binary_add, md({n, s.o, s.out_h(), s.out_w()}, dt::f32, tag::nhwc));
+      po.append_binary(dnnl::algorithm::binary_mul, md({1, s.o, 1, 1}, dt::f32, tag::nhwc));
+    }
     po.append_binary(dnnl::algorithm::binary_add, md({1, s.o, 1, 1}, dt::f32, tag::nhwc));
     if (ep.residual != Epilogue::Residual::None)
       po.append_binary(dnnl::algorithm::binary_add,
@@ -163,6 +175,13 @@ Conv::Conv(Kind kind, const ConvShape& shape, const std::vector<int8_t>& weights
     I.zero = src_zero;
     I.scale = out_scale;
     for (float& v : I.scale) v *= k;
+    if (!ep.window_k.empty()) {
+      I.wmul = I.scale;
+      for (int64_t o = 0; o < shape.o; ++o) {
+        I.wmul[size_t(o)] *= ep.window_k[size_t(o)];
+        I.scale[size_t(o)] = 1.f / ep.window_k[size_t(o)];
+      }
+    }
   } else {
     I.wf = weights_f32;
     const size_t per = I.wf.size() / size_t(shape.o);
@@ -173,10 +192,12 @@ Conv::Conv(Kind kind, const ConvShape& shape, const std::vector<int8_t>& weights
   wrap("conv (oneDNN): cannot make the primitive", [&] { return &I.get(kind_, shape_, ep_, 1); });
 }
 
-void Conv::run(int64_t n, const void* src, const void* residual, void* dst) {
+void Conv::run(int64_t n, const void* src, const void* residual, void* dst, const float* window) {
   if (n <= 0) throw std::invalid_argument("conv (oneDNN): batch size must be positive");
   if ((ep_.residual != Epilogue::Residual::None) != (residual != nullptr))
     throw std::invalid_argument("conv (oneDNN): the residual is given if and only if the epilogue has one");
+  if (ep_.window_k.empty() != (window == nullptr))
+    throw std::invalid_argument("conv (oneDNN): the window sums are given if and only if the epilogue has the window term");
   wrap("conv (oneDNN) failed", [&] {
     Impl& I = *impl_;
     Impl::Prim& p = I.get(kind_, shape_, ep_, n);
@@ -188,12 +209,18 @@ void Conv::run(int64_t n, const void* src, const void* residual, void* dst) {
     void* out = I.f32_quantize ? static_cast<void*>(p.f32_dst.data()) : dst;
     dnnl::memory dst_m(ep_.quantize && i8 ? md({n, s.o, s.out_h(), s.out_w()}, dt::u8, tag::nhwc) : out_f32, eng, out);
     dnnl::memory bias_m(md({1, s.o, 1, 1}, dt::f32, tag::nhwc), eng, I.bias.data());
+    const int first = window ? 2 : 0;  // the window term's two post-ops come first
     std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, src_m},
                                                {DNNL_ARG_WEIGHTS, p.weights},
                                                {DNNL_ARG_DST, dst_m},
-                                               {DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, bias_m}};
-    if (residual)
+                                               {DNNL_ARG_ATTR_MULTIPLE_POST_OP(first) | DNNL_ARG_SRC_1, bias_m}};
+    if (window) {
+      args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] = dnnl::memory(out_f32, eng, const_cast<float*>(window));
       args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1] =
+          dnnl::memory(md({1, s.o, 1, 1}, dt::f32, tag::nhwc), eng, I.wmul.data());
+    }
+    if (residual)
+      args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(first + 1) | DNNL_ARG_SRC_1] =
           dnnl::memory(md({n, s.o, s.out_h(), s.out_w()}, ep_.residual == Epilogue::Residual::U8 ? dt::u8 : dt::f32, tag::nhwc),
                        eng, const_cast<void*>(residual));
     p.conv.execute(cpu_stream(), args);
@@ -259,7 +286,7 @@ Conv::Conv(Kind kind, const ConvShape& shape, const std::vector<int8_t>& weights
   check_conv(kind, shape, weights_s8.size(), weights_f32.size(), out_scale.size(), ep);
   throw std::runtime_error(kNoOneDnn);
 }
-void Conv::run(int64_t, const void*, const void*, void*) { throw std::runtime_error(kNoOneDnn); }
+void Conv::run(int64_t, const void*, const void*, void*, const float*) { throw std::runtime_error(kNoOneDnn); }
 std::string Conv::impl() const { return ""; }
 MaxPool::MaxPool(bool u8, int64_t c, int64_t h, int64_t w, int kernel, int stride, int pad)
     : u8_(u8), c_(c), h_(h), w_(w), kernel_(kernel), stride_(stride), pad_(pad) {

@@ -48,6 +48,10 @@ struct Epilogue {
   float act_lo = 0, act_hi = 0;  // Clip
   bool quantize = false;         // dst u8 (else f32)
   float q_scale = 1, q_zero = 0, q_max = 255;
+  // The weight zero-point term (int8_inference.h), for a conv whose output channel o has its own
+  // window sum W[n, p, o] (depthwise): acc_real[o] += out_scale[o] * window_k[o] * W. Every
+  // window_k must be non-zero (it is computed as out_scale * k * (acc / k + W)). Empty: none.
+  std::vector<float> window_k;
 };
 
 class Conv {
@@ -62,8 +66,9 @@ class Conv {
   Conv(const Conv&) = delete;
   Conv& operator=(const Conv&) = delete;
   // src: n * h * w * c (u8 for Int8, float for F32); residual: the output's shape in the epilogue's
-  // type, or null when it has none; dst: n * out_h * out_w * o (u8 when quantizing, else float).
-  void run(int64_t n, const void* src, const void* residual, void* dst);
+  // type, or null when it has none; dst: n * out_h * out_w * o (u8 when quantizing, else float);
+  // window: the output's shape in float when the epilogue has window_k, else null.
+  void run(int64_t n, const void* src, const void* residual, void* dst, const float* window = nullptr);
   const ConvShape& shape() const { return shape_; }
   Kind kind() const { return kind_; }
   const Epilogue& epilogue() const { return ep_; }
