@@ -202,7 +202,7 @@ def main():
     if want("gdfq_teacher"):
         report("gdfq_teacher_fwdbwd_b64", time_ms(teacher_step, a.repeats, cuda), 64 * 3 * 2 * 0.03716e9)
 
-    n = 32 if cuda else 4
+    n = 32 if cuda else 8
     m = torchvision.models.resnet18(num_classes=1000).to(dev).train()
     tx = torch.randn(n, 3, 224, 224, device=dev)
     ty = torch.randint(0, 1000, (n,), device=dev)

@@ -24,6 +24,7 @@
 #include <string>
 
 #include "engine/kernels/cpu/common.h"
+#include "engine/kernels/cpu/onednn.h"
 #include "engine/kernels/cpu/shifted_conv.h"
 #include "engine/kernels/kernels.h"
 
@@ -220,7 +221,8 @@ bool use_shifted(const Conv2dArgs& a, const ConvPlan& pl) {
     case ConvAlgo::Shifted: return true;
     case ConvAlgo::Auto:
     case ConvAlgo::Direct:
-    case ConvAlgo::Depthwise: break;  // never set (set_conv_algo refuses them)
+    case ConvAlgo::Depthwise:
+    case ConvAlgo::OneDnn: break;  // never set (set_conv_algo refuses them)
   }
   // Measured with tools/bench --only conv_algos (resnet18 at 32x32, batch 256; GDFQ's generator,
   // batch 64), forward + both backwards: shifted GEMMs take 0.55x (1x1 map) .. 0.8x (8x8) of
@@ -260,8 +262,8 @@ void channel_sums(int64_t N, int64_t K, int64_t PQ, const float* gy, float* gb) 
 }  // namespace detail
 
 void set_conv_algo(ConvAlgo algo) {
-  if (algo == ConvAlgo::Direct || algo == ConvAlgo::Depthwise)
-    throw std::invalid_argument("dfq: the direct and depthwise convs are only chosen by ConvAlgo::Auto, per shape");
+  if (algo == ConvAlgo::Direct || algo == ConvAlgo::Depthwise || algo == ConvAlgo::OneDnn)
+    throw std::invalid_argument("dfq: the direct, depthwise and oneDNN convs are only chosen by ConvAlgo::Auto, per shape");
   g_conv_algo = algo;
 }
 
@@ -274,10 +276,25 @@ bool use_direct(const Conv2dArgs& a) { return g_conv_algo == ConvAlgo::Auto && d
 // loops vectorised across channels instead (depthwise_conv.cpp). Only under ConvAlgo::Auto, as the
 // direct conv.
 bool use_depthwise(const Conv2dArgs& a) { return g_conv_algo == ConvAlgo::Auto && detail::depthwise_conv_applies(a); }
+// The forward of an ungrouped conv with a kernel above 1x1 on a map larger than 16x16, from 8 input
+// channels, when dfq is built with oneDNN: its blocked-layout kernels, the NCHW reorders counted, took 0.05-0.5x the
+// engine's time on resnet18's 224 px shapes (batch 1: 3x3 convs on 56x56..14x14 maps 0.05-0.2x;
+// batch 8: 0.45-0.6x, 7x7 maps 0.8x) and 0.45-0.55x on 8x8 / 4x4 maps at batch 256, but 1.4x
+// on the 224 px stem at batch 1 (3 channels) and 1.4-2.5x on 2x2 / 1x1 maps; a 1x1 conv is one
+// GEMM on the NCHW map already, and the reorders around it made MobileNetV2's forward at 224 px
+// batch 32 1.75x slower (measured). The bound keeps every
+// conv of a 32 px model (16x16 after its stem, whose 3 channels stay below the channel bound) on
+// the engine's kernels, so the Fashion-MNIST results are the engine's own. The backward passes
+// stay the engine's (their results are the same bytes at any thread count: tests/test_repro.cpp).
+bool use_onednn_forward(const Conv2dArgs& a) {
+  return g_conv_algo == ConvAlgo::Auto && onednn::available() && a.groups == 1 && a.C >= 8 && (a.R > 1 || a.S > 1) &&
+         int64_t(a.H) * a.W > 256;
+}
 }  // namespace
 
 ConvAlgo conv_algo_for(const Conv2dArgs& a) {
   const ConvPlan pl = plan_conv(a);
+  if (use_onednn_forward(a)) return ConvAlgo::OneDnn;  // the forward's; the backward passes run the rest
   if (use_depthwise(a)) return ConvAlgo::Depthwise;
   if (use_direct(a)) return ConvAlgo::Direct;
   return use_shifted(a, pl) ? ConvAlgo::Shifted : ConvAlgo::Im2col;
@@ -415,7 +432,11 @@ void conv2d_forward(const Conv2dArgs& a, const float* x, const float* w, const f
     std::fill(y, y + a.N * y_img, 0.f);
   else if (use_depthwise(a))
     detail::depthwise_conv_forward(a, x, w, y);
-  else if (use_direct(a))
+  else if (use_onednn_forward(a)) {
+    onednn::f32_conv_forward_nchw({a.N, a.C, a.H, a.W, a.K, a.R, a.S, a.stride_h, a.stride_w, a.pad_h, a.pad_w, a.dil_h, a.dil_w},
+                                  x, w, b, y);
+    return;  // the bias is the kernel's
+  } else if (use_direct(a))
     detail::direct_conv_forward(a, x, w, y);
   else if (use_shifted(a, pl))
     detail::shifted_conv_forward(a, x, w, y);

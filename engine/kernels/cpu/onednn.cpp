@@ -7,6 +7,8 @@
 #include <stdexcept>
 
 #ifdef DFQ_HAVE_DNNL
+#include <omp.h>
+
 #include <oneapi/dnnl/dnnl.hpp>
 #endif
 
@@ -89,7 +91,7 @@ struct Conv::Impl {
     dnnl::memory weights;  // in the primitive's layout
     std::vector<float> f32_dst;
   };
-  std::map<int64_t, Prim> by_batch;
+  std::map<std::pair<int64_t, int>, Prim> by_batch;  // per batch size and thread count
   std::string last_impl;
 
   static dnnl::memory::dims weight_dims(const ConvShape& s) {
@@ -98,7 +100,8 @@ struct Conv::Impl {
   }
 
   Prim& get(Kind kind, const ConvShape& s, const Epilogue& ep, int64_t n) {
-    auto it = by_batch.find(n);
+    const std::pair<int64_t, int> key{n, omp_get_max_threads()};
+    auto it = by_batch.find(key);
     if (it != by_batch.end()) return it->second;
     auto& eng = cpu_engine();
     const bool i8 = kind == Kind::Int8;
@@ -157,7 +160,7 @@ struct Conv::Impl {
     }
     Prim p{dnnl::convolution_forward(pd), wm, {}};
     if (f32_quantize) p.f32_dst.resize(size_t(n * s.out_h() * s.out_w() * s.o));
-    return by_batch.emplace(n, std::move(p)).first->second;
+    return by_batch.emplace(key, std::move(p)).first->second;
   }
 };
 
@@ -238,8 +241,59 @@ void Conv::run(int64_t n, const void* src, const void* residual, void* dst, cons
 
 std::string Conv::impl() const { return impl_->last_impl; }
 
+namespace {
+struct F32Prim {
+  dnnl::convolution_forward conv;
+  dnnl::memory src, weights, dst;  // in the kernel's layouts (empty when it is the plain one)
+  dnnl::memory::desc src_plain, w_plain, dst_plain;
+};
+}  // namespace
+
+void f32_conv_forward_nchw(const F32ConvShape& s, const float* x, const float* w, const float* b, float* y) {
+  wrap("float conv (oneDNN) failed", [&] {
+    // per shape and thread count (oneDNN partitions the work for the thread count it is made with)
+    static std::map<std::pair<decltype(s.key()), int>, std::unique_ptr<F32Prim>> cache[2];  // [has bias]
+    auto& eng = cpu_engine();
+    auto& strm = cpu_stream();
+    const int64_t oh = (s.h + 2 * s.pad_h - s.dil_h * (s.kh - 1) - 1) / s.stride_h + 1;
+    const int64_t ow = (s.w + 2 * s.pad_w - s.dil_w * (s.kw - 1) - 1) / s.stride_w + 1;
+    auto& slot = cache[b ? 1 : 0][{s.key(), omp_get_max_threads()}];
+    if (!slot) {
+      auto p = std::make_unique<F32Prim>();
+      p->src_plain = md({s.n, s.c, s.h, s.w}, dt::f32, tag::nchw);
+      p->w_plain = md({s.o, s.c, s.kh, s.kw}, dt::f32, tag::oihw);
+      p->dst_plain = md({s.n, s.o, oh, ow}, dt::f32, tag::nchw);
+      const md src_any({s.n, s.c, s.h, s.w}, dt::f32, tag::any), w_any({s.o, s.c, s.kh, s.kw}, dt::f32, tag::any);
+      const md dst_any({s.n, s.o, oh, ow}, dt::f32, tag::any), b_md({s.o}, dt::f32, tag::x);
+      const dnnl::memory::dims st{s.stride_h, s.stride_w}, dl{s.dil_h - 1, s.dil_w - 1}, pd_{s.pad_h, s.pad_w};
+      auto d = b ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                                   src_any, w_any, b_md, dst_any, st, dl, pd_, pd_)
+                 : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                                   src_any, w_any, dst_any, st, dl, pd_, pd_);
+      dnnl::convolution_forward::primitive_desc pd(d, eng);
+      p->conv = dnnl::convolution_forward(pd);
+      if (pd.src_desc() != p->src_plain) p->src = dnnl::memory(pd.src_desc(), eng);
+      if (pd.weights_desc() != p->w_plain) p->weights = dnnl::memory(pd.weights_desc(), eng);
+      if (pd.dst_desc() != p->dst_plain) p->dst = dnnl::memory(pd.dst_desc(), eng);
+      slot = std::move(p);
+    }
+    F32Prim& p = *slot;
+    dnnl::memory xs(p.src_plain, eng, const_cast<float*>(x)), ws(p.w_plain, eng, const_cast<float*>(w)), ys(p.dst_plain, eng, y);
+    if (p.src) dnnl::reorder(xs, p.src).execute(strm, xs, p.src);
+    if (p.weights) dnnl::reorder(ws, p.weights).execute(strm, ws, p.weights);
+    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, p.src ? p.src : xs},
+                                               {DNNL_ARG_WEIGHTS, p.weights ? p.weights : ws},
+                                               {DNNL_ARG_DST, p.dst ? p.dst : ys}};
+    if (b) args[DNNL_ARG_BIAS] = dnnl::memory(md({s.o}, dt::f32, tag::x), eng, const_cast<float*>(b));
+    p.conv.execute(strm, args);
+    if (p.dst) dnnl::reorder(p.dst, ys).execute(strm, p.dst, ys);
+    strm.wait();
+    return 0;
+  });
+}
+
 struct MaxPool::Impl {
-  std::map<int64_t, dnnl::pooling_forward> by_batch;
+  std::map<std::pair<int64_t, int>, dnnl::pooling_forward> by_batch;  // per batch size and thread count
 };
 
 MaxPool::MaxPool(bool u8, int64_t c, int64_t h, int64_t w, int kernel, int stride, int pad)
@@ -253,11 +307,12 @@ void MaxPool::run(int64_t n, const void* src, void* dst) {
     auto& eng = cpu_engine();
     const dt t = u8_ ? dt::u8 : dt::f32;
     const md src_md({n, c_, h_, w_}, t, tag::nhwc), dst_md({n, c_, out_h(), out_w()}, t, tag::nhwc);
-    auto it = impl_->by_batch.find(n);
+    const std::pair<int64_t, int> key{n, omp_get_max_threads()};
+    auto it = impl_->by_batch.find(key);
     if (it == impl_->by_batch.end()) {
       dnnl::pooling_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::pooling_max, src_md, dst_md,
                                     {stride_, stride_}, {kernel_, kernel_}, {pad_, pad_}, {pad_, pad_});
-      it = impl_->by_batch.emplace(n, dnnl::pooling_forward(dnnl::pooling_forward::primitive_desc(d, eng))).first;
+      it = impl_->by_batch.emplace(key, dnnl::pooling_forward(dnnl::pooling_forward::primitive_desc(d, eng))).first;
     }
     dnnl::memory s(src_md, eng, const_cast<void*>(src)), o(dst_md, eng, dst);
     it->second.execute(cpu_stream(), {{DNNL_ARG_SRC, s}, {DNNL_ARG_DST, o}});
@@ -293,6 +348,9 @@ MaxPool::MaxPool(bool u8, int64_t c, int64_t h, int64_t w, int kernel, int strid
   throw std::runtime_error(kNoOneDnn);
 }
 void MaxPool::run(int64_t, const void*, void*) { throw std::runtime_error(kNoOneDnn); }
+void f32_conv_forward_nchw(const F32ConvShape&, const float*, const float*, const float*, float*) {
+  throw std::runtime_error(kNoOneDnn);
+}
 
 #endif
 

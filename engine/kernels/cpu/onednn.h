@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace dfq::onednn {
@@ -95,6 +96,19 @@ class Int8Conv {
  private:
   Conv conv_;
 };
+
+// A float convolution forward in the engine's own layout (NCHW input and output, OIHW weights,
+// bias or null), through oneDNN's blocked-layout kernels: the input and the weights are reordered
+// into the kernel's layout at every call (the weights may have changed: training), the output back.
+// A primitive (and its reorder buffers) is kept per shape. The engine's convolution calls it where
+// it is measured faster (engine/kernels/cpu/gemm_conv.cpp, use_onednn_forward); its result is the
+// same convolution up to float summation order. Throws std::runtime_error when built without oneDNN.
+struct F32ConvShape {
+  int64_t n, c, h, w, o, kh, kw;
+  int stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+  auto key() const { return std::make_tuple(n, c, h, w, o, kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w); }
+};
+void f32_conv_forward_nchw(const F32ConvShape& s, const float* x, const float* w, const float* b, float* y);
 
 // Max pooling, NHWC, u8 or f32 (exact on codes: the grid is monotone); padded elements are ignored.
 class MaxPool {
