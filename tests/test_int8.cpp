@@ -5,7 +5,7 @@
 //    (asym W4 / W8, where W8 needs the zero-point term, sym; ReLU sites and layer inputs), and which
 //    layers ran in integers;
 //  - the compiled graph of a resnet18 / mobilenet_v2 (quant/int8_graph.h) against the same;
-//  - evaluate --int8 / --compare and their refusals.
+//  - evaluate --int8 / --compare, a method main's --int8 (squant_main), and their refusals.
 // Without oneDNN (a build without libdnnl-dev) the cases print one line and check the refusal.
 #include <doctest/doctest.h>
 
@@ -416,5 +416,32 @@ TEST_CASE("int8: evaluate --int8 --compare on a saved quantized model, and its r
                             {{"--weights " + dir / "float.bin" + " --data " + dir / "data" + " --int8", "is a float model", 1},
                              {"--weights " + dir / "q.bin" + " --data " + dir / "data" + " --compare", "--compare goes with --int8", 2},
                              {"--weights " + dir / "q.bin" + " --data " + dir / "data" + " --int8 --device cuda", "runs on the CPU", 2}},
+                            " --json " + dir / "bad.json", log, {dir / "bad.json"});
+}
+
+TEST_CASE("int8: a method main's --int8 evaluates its model both ways (squant_main), and refuses CUDA and no data") {
+  TempDir dir("int8m");
+  auto m = dfq::test::resnet18_random_bn(6, true);
+  write_weight_file(dir / "r18.bin", "resnet18", 10, m->state_dict());
+  dfq::test::write_two_class_folder(dir.p / "data");
+  const std::string log = dir / "log.txt", json = dir / "r.json";
+  const std::string base = "--weights " + (dir / "r18.bin") + " --bits 4/4 --noise_batch 4 --img_size 32";
+  if (!onednn::available()) {
+    std::printf("int8: built without oneDNN, squant_main --int8 checked for its refusal only\n");
+    CHECK(dfq::test::run_program(DFQ_SQUANT_MAIN, base + " --data " + dir / "data" + " --int8", log) == 2);
+    CHECK(dfq::test::read_text(log).find("libdnnl-dev") != std::string::npos);
+    return;
+  }
+  REQUIRE(dfq::test::run_program(DFQ_SQUANT_MAIN, base + " --data " + dir / "data" + " --int8 --json " + json, log) == 0);
+  const std::string out = dfq::test::read_text(log), js = dfq::test::read_text(json);
+  CAPTURE(out);
+  CHECK(out.find("int8 graph: ") != std::string::npos);
+  CHECK(out.find("argmax agreement") != std::string::npos);
+  CHECK(dfq::test::json_number(js, "int8_layers") >= 19);
+  CHECK(dfq::test::json_number(js, "int8_agreement") == doctest::Approx(100.0));
+  CHECK(dfq::test::json_number(js, "int8_top1") == doctest::Approx(dfq::test::json_number(js, "q_top1")));
+  dfq::test::check_refusals(DFQ_SQUANT_MAIN,
+                            {{base + " --data " + dir / "data" + " --int8 --device cuda", "--int8 runs on the CPU", 2},
+                             {base + " --int8", "it needs --dataset or --data", 2}},
                             " --json " + dir / "bad.json", log, {dir / "bad.json"});
 }
