@@ -12,6 +12,7 @@
 #include "engine/kernels/cpu/onednn.h"
 #include "engine/kernels/quant_math.h"
 #include "engine/profile.h"
+#include "quant/int8_common.h"
 #include "quant/int8_inference.h"
 #include "models/mobilenet.h"
 #include "models/resnet.h"
@@ -22,13 +23,7 @@ namespace {
 
 using onednn::Epilogue;
 
-// An activation quantizer's grid: x = (c - zero_point) / scale, c = quant_math's q + half in [0, 2^bits - 1].
-struct Grid {
-  QuantParams p;
-  float half = 0;
-  int32_t zero_point = 0;
-  int bits = 8;
-};
+using int8::Grid;
 
 // One tensor of the pipeline, channels last: u8 codes on a grid, or float.
 struct Val {
@@ -139,15 +134,7 @@ struct Int8Graph::State {
     if (!int8 && x->u8) x = dequantize(P, x);
     how[li] = int8 ? (L.corrected ? How::Int8Corrected : How::Int8Fused) : How::Float;
     why_float[li] = int8 ? "" : !L.int8_ok ? "weights above 8 bits" : "input float";
-    onednn::ConvShape s;
-    s.c = x->c, s.h = x->h, s.w = x->w, s.o = L.out_ch;
-    if (conv) {
-      s.kh = conv->weight.size(2), s.kw = conv->weight.size(3);
-      s.stride_h = conv->opts.stride[0], s.stride_w = conv->opts.stride[1];
-      s.pad_h = conv->opts.padding[0], s.pad_w = conv->opts.padding[1];
-      s.dil_h = conv->opts.dilation[0], s.dil_w = conv->opts.dilation[1];
-      s.groups = conv->opts.groups;
-    }
+    const onednn::ConvShape s = int8::conv_shape(conv, x->c, x->h, x->w, L.out_ch);
     // BN (eval) as the engine's kernel computes it: a = gamma / sqrt(var + eps), c = beta - mean * a
     std::vector<float> a(size_t(s.o), 1.f), c0(size_t(s.o), 0.f);
     if (bn) {
@@ -392,22 +379,9 @@ Int8Graph::Int8Graph(QuantizedModel& q) : s_(std::make_unique<State>()) {
   State& S = *s_;
   S.q = &q;
   S.inputs = q.config().act_placement == ActPlacement::LayerInputs;
-  for (ActQuantizer& a : q.acts()) {
-    if (a.observing()) throw std::invalid_argument("int8 graph: the activation ranges must be frozen (calibrated)");
-    if (a.state.device() != Device::CPU) throw std::invalid_argument("int8 inference runs on the CPU: the model is on CUDA");
-    if (a.bits() > 8) {
-      S.grid_of_act.push_back(-1);
-      continue;
-    }
-    auto [lo, hi] = a.range();
-    Grid g;
-    g.p = quant_params(a.bits(), lo, hi);
-    g.half = -g.p.qmin;
-    g.zero_point = int32_t(g.half - g.p.zero);
-    g.bits = a.bits();
-    S.grid_of_act.push_back(int(S.grids.size()));
-    S.grids.push_back(g);
-  }
+  int8::Grids G = int8::activation_grids(q, "int8 graph");
+  S.grids = std::move(G.grids);
+  S.grid_of_act = std::move(G.grid_of_act);
   NoGradGuard ng;
   const auto wl = q.weight_layers();
   const auto& convs = q.model().conv_layers();
@@ -427,22 +401,13 @@ Int8Graph::Int8Graph(QuantizedModel& q) : s_(std::make_unique<State>()) {
     const Tensor b = c ? nn::hooked(c->bias_hook, c->bias) : nn::hooked(l->bias_hook, l->bias);
     if (b.defined()) L.bias = b.to_vector();
     if (L.bits <= 8) {
-      const WeightCodes wc = q.weight_codes(i);
+      int8::Weights W = int8::integer_weights(q.weight_codes(i));
       L.int8_ok = true;
-      L.sym = wc.scheme == WeightScheme::Sym;
-      L.wfac = wc.scale;
-      L.w8.resize(wc.q.size());
-      L.k.assign(size_t(wc.out_channels), 0.f);
-      for (int64_t o = 0; o < wc.out_channels; ++o) {
-        const int32_t* qr = wc.q.data() + o * wc.per_channel;
-        int8_t* wr = L.w8.data() + o * wc.per_channel;
-        const int32_t z = L.sym ? 0 : int32_t(wc.zero[size_t(o)]);
-        int32_t lo = 0, hi = 0;
-        for (int64_t j = 0; j < wc.per_channel; ++j) lo = std::min(lo, qr[j] + z), hi = std::max(hi, qr[j] + z);
-        const bool fits = lo >= -128 && hi <= 127;
-        if (!fits) L.k[size_t(o)] = float(z), L.corrected = true;
-        for (int64_t j = 0; j < wc.per_channel; ++j) wr[j] = int8_t(fits ? qr[j] + z : qr[j]);
-      }
+      L.sym = W.sym;
+      L.corrected = W.corrected;
+      L.wfac = std::move(W.wfac);
+      L.w8 = std::move(W.w8);
+      L.k = std::move(W.k);
     }
     S.layers.push_back(std::move(L));
   }
@@ -507,17 +472,7 @@ std::string Int8Graph::report() const {
                   " convs / linears in integers (" + onednn::version() + (S.impl.empty() ? "" : ", " + S.impl) + "), " +
                   std::to_string(fused) + " with fused epilogues";
   if (corrected) r += ", " + std::to_string(corrected) + " with the weight zero-point term";
-  for (const auto& [why, names] : floats) {
-    std::string list;
-    for (size_t i = 0; i < names.size(); ++i) {
-      if (names.size() > 5 && i == 3) {
-        list += ", ... (" + std::to_string(names.size() - 4) + " more), " + names.back();
-        break;
-      }
-      list += (i ? ", " : "") + names[i];
-    }
-    r += "; float, " + why + ": " + list;
-  }
+  r += int8::float_layers_text(floats);
   return r;
 }
 

@@ -10,18 +10,13 @@
 #include "engine/autograd.h"
 #include "engine/kernels/cpu/onednn.h"
 #include "engine/kernels/quant_math.h"
+#include "quant/int8_common.h"
 
 namespace dfq::quant {
 
 namespace {
 
-// One activation quantizer's grid: x = (c - zero_point) / scale, c in [0, 2^bits - 1].
-struct Grid {
-  QuantParams p;
-  float half;        // 2^(bits-1): c = quant_math's q + half
-  int32_t zero_point;  // half - p.zero
-  float scale;       // p.scale (levels per unit)
-};
+using int8::Grid;
 
 // x (N, C, P) float -> c (N, P, C) u8 on grid g; false when an element is not exactly on it.
 bool to_codes(const float* x, int64_t n, int64_t ch, int64_t hw, const Grid& g, uint8_t* out) {
@@ -73,18 +68,7 @@ struct Int8Inference::Layer {
   std::vector<uint8_t> codes;
   std::vector<float> acc, sums;
 
-  onednn::ConvShape shape(int64_t c, int64_t h, int64_t w) const {
-    onednn::ConvShape s;
-    s.c = c, s.h = h, s.w = w, s.o = out_ch;
-    if (conv) {
-      s.kh = conv->weight.size(2), s.kw = conv->weight.size(3);
-      s.stride_h = conv->opts.stride[0], s.stride_w = conv->opts.stride[1];
-      s.pad_h = conv->opts.padding[0], s.pad_w = conv->opts.padding[1];
-      s.dil_h = conv->opts.dilation[0], s.dil_w = conv->opts.dilation[1];
-      s.groups = conv->opts.groups;
-    }
-    return s;
-  }
+  onednn::ConvShape shape(int64_t c, int64_t h, int64_t w) const { return int8::conv_shape(conv, c, h, w, out_ch); }
 
   Prepared& prepare(int64_t c, int64_t h, int64_t w, int gi) {
     auto key = std::make_tuple(h, w, gi);
@@ -95,7 +79,7 @@ struct Int8Inference::Layer {
     Prepared pr;
     std::vector<float> m(static_cast<size_t>(out_ch));
     for (int64_t o = 0; o < out_ch; ++o)
-      m[size_t(o)] = sym ? float(double(wfac[size_t(o)]) / double(g.scale)) : float(1.0 / (double(g.scale) * double(wfac[size_t(o)])));
+      m[size_t(o)] = sym ? float(double(wfac[size_t(o)]) / double(g.p.scale)) : float(1.0 / (double(g.p.scale) * double(wfac[size_t(o)])));
     pr.conv = std::make_unique<onednn::Int8Conv>(s, w8, m, g.zero_point);
     if (st.corrected) {
       pr.coef.resize(size_t(out_ch));
@@ -188,24 +172,9 @@ Int8Inference::Int8Inference(QuantizedModel& q) : q_(q) {
     throw std::runtime_error(
         "--int8 needs oneDNN, and this dfq was built without it (apt-get install libdnnl-dev, as scripts/setup.sh "
         "does, then re-run cmake)");
-  auto grids = std::make_shared<std::vector<Grid>>();
-  std::vector<int> grid_of_act;
-  for (ActQuantizer& a : q.acts()) {
-    if (a.observing()) throw std::invalid_argument("int8 inference: the activation ranges must be frozen (calibrated)");
-    if (a.state.device() != Device::CPU) throw std::invalid_argument("int8 inference runs on the CPU: the model is on CUDA");
-    if (a.bits() > 8) {
-      grid_of_act.push_back(-1);
-      continue;
-    }
-    auto [lo, hi] = a.range();
-    Grid g;
-    g.p = quant_params(a.bits(), lo, hi);
-    g.half = -g.p.qmin;
-    g.zero_point = int32_t(g.half - g.p.zero);
-    g.scale = g.p.scale;
-    grid_of_act.push_back(int(grids->size()));
-    grids->push_back(g);
-  }
+  int8::Grids G = int8::activation_grids(q, "int8 inference");
+  auto grids = std::make_shared<std::vector<Grid>>(std::move(G.grids));
+  const std::vector<int>& grid_of_act = G.grid_of_act;
   const auto wl = q.weight_layers();
   const auto& convs = q.model().conv_layers();
   const auto& lins = q.model().linear_layers();
@@ -219,23 +188,14 @@ Int8Inference::Int8Inference(QuantizedModel& q) : q_(q) {
     if (L->conv && L->conv->weight.device() != Device::CPU) throw std::invalid_argument("int8 inference runs on the CPU: the model is on CUDA");
     if (inputs && i < grid_of_act.size()) L->own_act = grid_of_act[i];
     if (wl[i].bits <= 8) {
-      const WeightCodes wc = q.weight_codes(i);
+      int8::Weights W = int8::integer_weights(q.weight_codes(i));
       L->st.int8_capable = true;
-      L->out_ch = wc.out_channels;
-      L->sym = wc.scheme == WeightScheme::Sym;
-      L->w8.resize(wc.q.size());
-      L->k.assign(size_t(wc.out_channels), 0.f);
-      L->wfac = wc.scale;
-      for (int64_t o = 0; o < wc.out_channels; ++o) {
-        const int32_t* qr = wc.q.data() + o * wc.per_channel;
-        int8_t* wr = L->w8.data() + o * wc.per_channel;
-        const int32_t z = L->sym ? 0 : int32_t(wc.zero[size_t(o)]);
-        int32_t lo = 0, hi = 0;
-        for (int64_t j = 0; j < wc.per_channel; ++j) lo = std::min(lo, qr[j] + z), hi = std::max(hi, qr[j] + z);
-        const bool fits = lo >= -128 && hi <= 127;  // w8 = q + z exactly
-        if (!fits) L->k[size_t(o)] = float(z), L->st.corrected = true;
-        for (int64_t j = 0; j < wc.per_channel; ++j) wr[j] = int8_t(fits ? qr[j] + z : qr[j]);  // q in s8 at <= 8 bits
-      }
+      L->st.corrected = W.corrected;
+      L->out_ch = W.out_ch;
+      L->sym = W.sym;
+      L->w8 = std::move(W.w8);
+      L->k = std::move(W.k);
+      L->wfac = std::move(W.wfac);
     }
     std::shared_ptr<Layer> keep = L;
     auto fwd = [keep](const Tensor& x) { return keep->forward(x); };
@@ -286,17 +246,7 @@ std::string Int8Inference::report() const {
   std::string r = "int8: " + std::to_string(any) + " of " + std::to_string(layers_.size()) +
                   " convs / linears ran in integers (" + onednn::version() + (impl.empty() ? "" : ", " + impl) + ")";
   if (corrected) r += ", " + std::to_string(corrected) + " with the weight zero-point term";
-  for (const auto& [why, names] : floats) {
-    std::string list;
-    for (size_t i = 0; i < names.size(); ++i) {
-      if (names.size() > 5 && i == 3) {
-        list += ", ... (" + std::to_string(names.size() - 4) + " more), " + names.back();
-        break;
-      }
-      list += (i ? ", " : "") + names[i];
-    }
-    r += "; float, " + why + ": " + list;
-  }
+  r += int8::float_layers_text(floats);
   return r;
 }
 
