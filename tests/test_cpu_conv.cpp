@@ -144,21 +144,24 @@ TEST_CASE("cpu kernel: conv2d picks shifted GEMMs for ResNet's small maps, im2co
   CHECK(algo(3, 32, 64, 7, 2, 3) == cpu::ConvAlgo::Im2col);      // the stem: 3 input channels
   // a large map: oneDNN's kernels for the forward when dfq has them
   CHECK(algo(64, 56, 64, 3, 1, 1) == (dfq::onednn::available() ? cpu::ConvAlgo::OneDnn : cpu::ConvAlgo::Im2col));
-  CHECK(algo(64, 16, 64, 3, 1, 1) != cpu::ConvAlgo::OneDnn);     // 16x16 and below: the engine's, always
+  CHECK(algo(64, 8, 64, 3, 1, 1) != cpu::ConvAlgo::OneDnn);      // 8x8 and below (resnet18's layer1 at 32 px): the engine's
+  CHECK(algo(64, 14, 64, 3, 1, 1) == (dfq::onednn::available() ? cpu::ConvAlgo::OneDnn : cpu::ConvAlgo::Shifted));
+  CHECK(algo(64, 32, 3, 3, 1, 1) == cpu::ConvAlgo::Direct);      // GDFQ's generator's 64 -> 3 conv: the direct kernel
   CHECK(algo(3, 224, 64, 7, 2, 3) == cpu::ConvAlgo::Im2col);     // a 3-channel stem, even at 224 px
   CHECK(algo(64, 56, 256, 1, 1, 0) == cpu::ConvAlgo::Im2col);    // a 1x1 conv: one GEMM already
   CHECK_THROWS_AS(cpu::set_conv_algo(cpu::ConvAlgo::OneDnn), std::invalid_argument);
 }
 
-TEST_CASE("cpu kernel: conv2d on maps above 16x16 (oneDNN's forward where built in) matches the naive convolution") {
+TEST_CASE("cpu kernel: conv2d on maps above 8x8 (oneDNN's forward where built in) matches the naive convolution") {
   // under Auto the forward of these runs oneDNN's kernels (NCHW reordered both ways, bias its own);
   // under Im2col the engine's; the backward passes are the engine's under both
   const ConvCase cases[] = {
       // name                     N  C   H   W   K  R  S sh sw ph pw dh dw g
+      {"3x3 9x9",                 2, 8,  9,  9,  12, 3, 3, 1, 1, 1, 1, 1, 1, 1},
       {"3x3 17x17",               2, 8,  17, 17, 12, 3, 3, 1, 1, 1, 1, 1, 1, 1},
-      {"3x3 s2 odd 23x19",        3, 16, 23, 19, 8,  3, 3, 2, 2, 1, 1, 1, 1, 1},
+      {"3x3 s2 odd 23x19",        3, 16, 23, 19, 9,  3, 3, 2, 2, 1, 1, 1, 1, 1},
       {"1x3 24x24",               1, 32, 24, 24, 20, 1, 3, 1, 1, 0, 1, 1, 1, 1},
-      {"5x5 dilation 2, 20x20",   2, 9,  20, 20, 7,  5, 5, 1, 1, 4, 4, 2, 2, 1},
+      {"5x5 dilation 2, 20x20",   2, 9,  20, 20, 10, 5, 5, 1, 1, 4, 4, 2, 2, 1},
       {"7x7 s2 p3 32x32",         2, 8,  32, 32, 16, 7, 7, 2, 2, 3, 3, 1, 1, 1},
   };
   for (auto algo : {cpu::ConvAlgo::Auto, cpu::ConvAlgo::Im2col}) {

@@ -128,7 +128,7 @@ namespace cpu {
 // GEMM (conv_algo_for says Direct), and their data gradient as a flipped forward conv; depthwise
 // convs (groups == C == K, dilation 1) directly, vectorised across channels (Depthwise).
 // OneDnn: oneDNN's float kernels (engine/kernels/cpu/onednn.h), for the forward only, chosen by Auto
-// on maps larger than 16x16 (see gemm_conv.cpp); like Direct and Depthwise it cannot be forced.
+// on maps larger than 8x8 (see gemm_conv.cpp); like Direct and Depthwise it cannot be forced.
 enum class ConvAlgo { Auto, Im2col, Shifted, Direct, Depthwise, OneDnn };
 void set_conv_algo(ConvAlgo algo);
 ConvAlgo conv_algo_for(const Conv2dArgs& a);  // the algorithm the current setting runs for this shape

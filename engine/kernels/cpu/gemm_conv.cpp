@@ -276,19 +276,21 @@ bool use_direct(const Conv2dArgs& a) { return g_conv_algo == ConvAlgo::Auto && d
 // loops vectorised across channels instead (depthwise_conv.cpp). Only under ConvAlgo::Auto, as the
 // direct conv.
 bool use_depthwise(const Conv2dArgs& a) { return g_conv_algo == ConvAlgo::Auto && detail::depthwise_conv_applies(a); }
-// The forward of an ungrouped conv with a kernel above 1x1 on a map larger than 16x16, from 8 input
-// channels, when dfq is built with oneDNN: its blocked-layout kernels, the NCHW reorders counted, took 0.05-0.5x the
-// engine's time on resnet18's 224 px shapes (batch 1: 3x3 convs on 56x56..14x14 maps 0.05-0.2x;
-// batch 8: 0.45-0.6x, 7x7 maps 0.8x) and 0.45-0.55x on 8x8 / 4x4 maps at batch 256, but 1.4x
-// on the 224 px stem at batch 1 (3 channels) and 1.4-2.5x on 2x2 / 1x1 maps; a 1x1 conv is one
-// GEMM on the NCHW map already, and the reorders around it made MobileNetV2's forward at 224 px
-// batch 32 1.75x slower (measured). The bound keeps every
-// conv of a 32 px model (16x16 after its stem, whose 3 channels stay below the channel bound) on
-// the engine's kernels, so the Fashion-MNIST results are the engine's own. The backward passes
-// stay the engine's (their results are the same bytes at any thread count: tests/test_repro.cpp).
+// The forward of an ungrouped conv with a kernel above 1x1 and more than 8 output channels on a map
+// larger than 8x8, from 8 input channels, when dfq is built with oneDNN: its blocked-layout kernels,
+// the NCHW reorders counted, took 0.05-0.5x the engine's time on resnet18's 224 px shapes (batch 1:
+// 3x3 convs on 56x56..14x14 maps 0.05-0.2x; batch 8: 0.45-0.6x) and 0.45-0.55x on 8x8 / 4x4 maps at
+// batch 256, but 1.4x on the 224 px stem at batch 1 (3 channels) and 1.4-2.5x on 2x2 / 1x1 maps; a
+// 1x1 conv is one GEMM on the NCHW map already, and the reorders around it made MobileNetV2's
+// forward at 224 px batch 32 1.75x slower (measured). The bounds keep every conv of the 32 px
+// ResNets (8x8 maps after the stem, whose 3 channels stay below the channel bound), MobileNetV2s
+// (no ungrouped conv above 1x1 but the stem) and GDFQ's generator (its fused up-sampling convs, and
+// its 64 -> 3 conv on the direct kernel) on the engine's kernels, so the Fashion-MNIST results are
+// the engine's own. The backward passes stay the engine's (their results are the same bytes at any
+// thread count: tests/test_repro.cpp).
 bool use_onednn_forward(const Conv2dArgs& a) {
-  return g_conv_algo == ConvAlgo::Auto && onednn::available() && a.groups == 1 && a.C >= 8 && (a.R > 1 || a.S > 1) &&
-         int64_t(a.H) * a.W > 256;
+  return g_conv_algo == ConvAlgo::Auto && onednn::available() && a.groups == 1 && a.C >= 8 && a.K > 8 &&
+         (a.R > 1 || a.S > 1) && int64_t(a.H) * a.W > 64;
 }
 }  // namespace
 
