@@ -1,6 +1,7 @@
 // eval.cpp — see eval.h.
 #include "models/eval.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -45,7 +46,7 @@ void check_labels(const Dataset& ds, const Model& model, const std::string& what
 }
 
 EvalResult evaluate(Model& model, Dataset& ds, Device dev, int64_t batch_size, const std::string& label,
-                    std::vector<int32_t>* predictions, const std::function<Tensor(const Tensor&)>& forward) {
+                    std::vector<int64_t>* predictions, const std::function<Tensor(const Tensor&)>& forward) {
   if (predictions) predictions->clear();
   check_labels(ds, model, "the evaluation data");
   NoGradGuard ng;
@@ -65,18 +66,13 @@ EvalResult evaluate(Model& model, Dataset& ds, Device dev, int64_t batch_size, c
     r.top5_hits += topk_correct(logits, b.labels, std::min<int>(5, model.num_classes));
     r.nonfinite += nonfinite_rows(logits);
     if (predictions) {
-      const Tensor l = logits.cpu().contiguous();
-      const int64_t rows = l.size(0), cols = l.size(1);
-      const float* p = l.data<float>();
-      for (int64_t i = 0; i < rows; ++i) {
-        int32_t best = 0;
-        bool finite = true;
-        for (int64_t j = 0; j < cols; ++j) {
-          finite = finite && std::isfinite(p[i * cols + j]);
-          if (p[i * cols + j] > p[i * cols + best]) best = int32_t(j);
-        }
-        predictions->push_back(finite ? best : -1);
-      }
+      const std::vector<int64_t> best = argmax_rows(logits);
+      const std::vector<float> v = logits.to_vector();
+      const size_t cols = best.empty() ? 0 : v.size() / best.size();
+      for (size_t i = 0; i < best.size(); ++i)
+        predictions->push_back(std::all_of(v.begin() + i * cols, v.begin() + (i + 1) * cols, [](float x) { return std::isfinite(x); })
+                                   ? best[i]
+                                   : -1);
     }
     char st[64];
     std::snprintf(st, sizeof st, "top-1 %.2f%%", r.top1());
@@ -93,7 +89,7 @@ EvalResult evaluate(Model& model, Dataset& ds, Device dev, int64_t batch_size, c
   return r;
 }
 
-double prediction_agreement(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
+double prediction_agreement(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
   if (a.size() != b.size() || a.empty())
     throw std::invalid_argument("prediction agreement: " + std::to_string(a.size()) + " against " + std::to_string(b.size()) +
                                 " predictions");

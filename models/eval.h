@@ -41,11 +41,11 @@ struct EvalResult {
 // forward, when given, computes the logits instead of model.forward (an integer pipeline that runs
 // the model: quant/int8_graph.h).
 EvalResult evaluate(Model& model, Dataset& ds, Device dev, int64_t batch_size = 256, const std::string& label = "eval",
-                    std::vector<int32_t>* predictions = nullptr,
+                    std::vector<int64_t>* predictions = nullptr,
                     const std::function<Tensor(const Tensor&)>& forward = nullptr);
 // The fraction of positions where two prediction lists agree (a -1 agrees with nothing); throws when
 // their lengths differ or they are empty.
-double prediction_agreement(const std::vector<int32_t>& a, const std::vector<int32_t>& b);
+double prediction_agreement(const std::vector<int64_t>& a, const std::vector<int64_t>& b);
 
 // Device flag "cpu" / "cuda" -> Device; "cuda" without a usable GPU throws (no silent fallback).
 Device parse_device(const std::string& name);

@@ -47,6 +47,13 @@ Weights integer_weights(const WeightCodes& wc) {
   return W;
 }
 
+std::unique_ptr<onednn::Int8Conv> window_sum_conv(const onednn::ConvShape& s, int32_t zero_point) {
+  onednn::ConvShape ws = s;
+  ws.o = s.groups;
+  return std::make_unique<onednn::Int8Conv>(ws, std::vector<int8_t>(size_t(ws.o * (s.c / s.groups) * s.kh * s.kw), 1),
+                                            std::vector<float>(size_t(ws.o), 1.f), zero_point);
+}
+
 onednn::ConvShape conv_shape(const nn::Conv2d* conv, int64_t c, int64_t h, int64_t w, int64_t o) {
   onednn::ConvShape s;
   s.c = c, s.h = h, s.w = w, s.o = o;

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -39,8 +40,17 @@ struct Weights {
   int64_t out_ch = 0;
   std::vector<int8_t> w8;
   std::vector<float> k, wfac;
+  // Channel o's real value of one unit of sum (c - zp) * w8 on an input grid of scale sx:
+  // 1 / (sx * sw) (asym), step / sx (sym); in double, the callers round once.
+  double per_unit(size_t o, float sx) const {
+    return sym ? double(wfac[o]) / double(sx) : 1.0 / (double(sx) * double(wfac[o]));
+  }
 };
 Weights integer_weights(const WeightCodes& wc);
+
+// The zero-point term's window sums S of (c - zero_point) for conv shape s: an integer conv with
+// all-one weights and one output channel per group, out_scale 1 (S exact in float below 2^24).
+std::unique_ptr<onednn::Int8Conv> window_sum_conv(const onednn::ConvShape& s, int32_t zero_point);
 
 // The shape of conv (null: a linear, a 1x1 conv on a 1x1 map) on a (c, h, w) input with o outputs.
 onednn::ConvShape conv_shape(const nn::Conv2d* conv, int64_t c, int64_t h, int64_t w, int64_t o);

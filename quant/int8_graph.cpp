@@ -10,6 +10,7 @@
 
 #include "engine/autograd.h"
 #include "engine/kernels/cpu/onednn.h"
+#include "engine/kernels/kernels.h"
 #include "engine/kernels/quant_math.h"
 #include "engine/profile.h"
 #include "quant/int8_common.h"
@@ -44,11 +45,10 @@ struct Val {
 struct LayerW {
   std::string name;
   int bits = 32;
-  bool int8_ok = false, sym = false, corrected = false;
-  std::vector<int8_t> w8;
-  std::vector<float> k, wfac;  // int8_inference.h: the zero-point factor and sw (asym) / step (sym)
-  std::vector<float> wf;       // the fake-quantized float weight (the forward's)
-  std::vector<float> bias;     // the layer's bias through its hook (empty: none)
+  bool int8_ok = false;     // weights at <= 8 bits: W holds their integer form
+  int8::Weights W;          // int8_common.h
+  std::vector<float> wf;    // the fake-quantized float weight (the forward's)
+  std::vector<float> bias;  // the layer's bias through its hook (empty: none)
   int64_t out_ch = 0;
 };
 
@@ -78,7 +78,8 @@ struct Int8Graph::State {
   std::vector<LayerW> layers;
   std::map<const void*, size_t> layer_of;  // module -> layer index
   bool inputs = false;                     // ActPlacement::LayerInputs
-  std::map<std::pair<int64_t, int64_t>, std::unique_ptr<Plan>> plans;
+  std::unique_ptr<Plan> plan;  // for one input size at a time: its buffers hold the whole forward
+  std::pair<int64_t, int64_t> plan_hw{0, 0};
   std::vector<How> how;  // per layer, as compiled (the last plan)
   std::vector<std::string> why_float;
   std::string impl;
@@ -132,20 +133,16 @@ struct Int8Graph::State {
     if (!conv && (x->h != 1 || x->w != 1)) throw std::logic_error("int8 graph: a linear on a spatial map");
     const bool int8 = x->u8 && L.int8_ok;
     if (!int8 && x->u8) x = dequantize(P, x);
-    how[li] = int8 ? (L.corrected ? How::Int8Corrected : How::Int8Fused) : How::Float;
+    how[li] = int8 ? (L.W.corrected ? How::Int8Corrected : How::Int8Fused) : How::Float;
     why_float[li] = int8 ? "" : !L.int8_ok ? "weights above 8 bits" : "input float";
     const onednn::ConvShape s = int8::conv_shape(conv, x->c, x->h, x->w, L.out_ch);
-    // BN (eval) as the engine's kernel computes it: a = gamma / sqrt(var + eps), c = beta - mean * a
+    // BN (eval) as the engine's kernel computes it: y = a * x + c0
     std::vector<float> a(size_t(s.o), 1.f), c0(size_t(s.o), 0.f);
     if (bn) {
       const std::vector<float> rm = bn->running_mean.to_vector(), rv = bn->running_var.to_vector();
       const std::vector<float> g = bn->weight.defined() ? bn->weight.to_vector() : std::vector<float>(size_t(s.o), 1.f);
       const std::vector<float> b = bn->bias.defined() ? bn->bias.to_vector() : std::vector<float>(size_t(s.o), 0.f);
-      for (size_t o = 0; o < size_t(s.o); ++o) {
-        const double invstd = 1.0 / std::sqrt(double(rv[o]) + bn->eps);
-        a[o] = float(invstd * g[o]);
-        c0[o] = float(b[o] - rm[o] * invstd * g[o]);
-      }
+      for (size_t o = 0; o < size_t(s.o); ++o) bn_eval_affine(rm[o], rv[o], bn->eps, g[o], b[o], a[o], c0[o]);
     }
     Epilogue ep;
     ep.bias.resize(size_t(s.o));
@@ -171,17 +168,14 @@ struct Int8Graph::State {
     std::vector<float> scale(size_t(s.o));
     if (int8) {
       const float sx = grids[size_t(x->grid)].p.scale;
-      for (size_t o = 0; o < size_t(s.o); ++o) {
-        const double m = L.sym ? double(L.wfac[o]) / double(sx) : 1.0 / (double(sx) * double(L.wfac[o]));
-        scale[o] = float(m * double(a[o]));
-      }
+      for (size_t o = 0; o < size_t(s.o); ++o) scale[o] = float(L.W.per_unit(o, sx) * double(a[o]));
     } else {
       scale = a;
     }
     const int32_t zx = int8 ? grids[size_t(x->grid)].zero_point : 0;
-    if (!(int8 && L.corrected)) {
+    if (!(int8 && L.W.corrected)) {
       auto prim = std::make_shared<onednn::Conv>(int8 ? onednn::Conv::Kind::Int8 : onednn::Conv::Kind::F32, s,
-                                                 int8 ? L.w8 : std::vector<int8_t>{}, int8 ? std::vector<float>{} : L.wf,
+                                                 int8 ? L.W.w8 : std::vector<int8_t>{}, int8 ? std::vector<float>{} : L.wf,
                                                  scale, zx, ep);
       if (int8 && impl.empty()) impl = prim->impl();
       const char* name = !int8 ? "int8 graph: f32 conv" : conv && conv->opts.groups > 1 ? "int8 graph: int8 grouped conv" : "int8 graph: int8 conv";
@@ -194,17 +188,14 @@ struct Int8Graph::State {
     // The zero-point term: dst = scale * sum (c - zx) w8 + scale * k * S + bias (+ residual), act,
     // quantize, S the window sums of (c - zx) over each output's group (one more integer conv with
     // all-one weights, groups output channels).
-    onednn::ConvShape ws = s;
-    ws.o = s.groups;
-    auto sums = std::make_shared<onednn::Int8Conv>(ws, std::vector<int8_t>(size_t(ws.o * (s.c / s.groups) * s.kh * s.kw), 1),
-                                                   std::vector<float>(size_t(ws.o), 1.f), zx);
+    std::shared_ptr<onednn::Int8Conv> sums = int8::window_sum_conv(s, zx);
     auto S = std::make_shared<std::vector<float>>();
-    const bool all_k = std::all_of(L.k.begin(), L.k.end(), [](float v) { return v != 0.f; });
+    const bool all_k = std::all_of(L.W.k.begin(), L.W.k.end(), [](float v) { return v != 0.f; });
     if (s.groups == s.o && all_k) {
       // depthwise: one window sum per output channel, so the term fuses into the conv's post-ops
       Epilogue wep = ep;
-      wep.window_k = L.k;
-      auto prim = std::make_shared<onednn::Conv>(onednn::Conv::Kind::Int8, s, L.w8, std::vector<float>{}, scale, zx, wep);
+      wep.window_k = L.W.k;
+      auto prim = std::make_shared<onednn::Conv>(onednn::Conv::Kind::Int8, s, L.W.w8, std::vector<float>{}, scale, zx, wep);
       if (impl.empty()) impl = prim->impl();
       P.steps.push_back([prim, sums, S, x, residual, y, s](int64_t n) {
         profile::Scope ps("int8 graph: int8 depthwise conv with the zero-point term");
@@ -214,10 +205,10 @@ struct Int8Graph::State {
       });
       return y;
     }
-    auto raw = std::make_shared<onednn::Int8Conv>(s, L.w8, scale, zx);
+    auto raw = std::make_shared<onednn::Int8Conv>(s, L.W.w8, scale, zx);
     if (impl.empty()) impl = raw->impl();
     std::vector<float> coef(size_t(s.o));
-    for (size_t o = 0; o < size_t(s.o); ++o) coef[o] = scale[o] * L.k[o];
+    for (size_t o = 0; o < size_t(s.o); ++o) coef[o] = scale[o] * L.W.k[o];
     auto acc = std::make_shared<std::vector<float>>();
     P.steps.push_back([raw, sums, acc, S, coef, ep, x, residual, y, s](int64_t n) {
       profile::Scope ps("int8 graph: int8 conv with the zero-point term");
@@ -371,10 +362,7 @@ bool Int8Graph::supports(const models::Model& m) {
 }
 
 Int8Graph::Int8Graph(QuantizedModel& q) : s_(std::make_unique<State>()) {
-  if (!onednn::available())
-    throw std::runtime_error(
-        "--int8 needs oneDNN, and this dfq was built without it (apt-get install libdnnl-dev, as scripts/setup.sh "
-        "does, then re-run cmake)");
+  if (!onednn::available()) throw std::runtime_error(onednn::missing_message());
   if (!supports(q.model())) throw std::invalid_argument("int8 graph: " + q.model().arch + " is not a ResNet or MobileNetV2");
   State& S = *s_;
   S.q = &q;
@@ -401,13 +389,8 @@ Int8Graph::Int8Graph(QuantizedModel& q) : s_(std::make_unique<State>()) {
     const Tensor b = c ? nn::hooked(c->bias_hook, c->bias) : nn::hooked(l->bias_hook, l->bias);
     if (b.defined()) L.bias = b.to_vector();
     if (L.bits <= 8) {
-      int8::Weights W = int8::integer_weights(q.weight_codes(i));
+      L.W = int8::integer_weights(q.weight_codes(i));
       L.int8_ok = true;
-      L.sym = W.sym;
-      L.corrected = W.corrected;
-      L.wfac = std::move(W.wfac);
-      L.w8 = std::move(W.w8);
-      L.k = std::move(W.k);
     }
     S.layers.push_back(std::move(L));
   }
@@ -422,13 +405,12 @@ Tensor Int8Graph::forward(const Tensor& x_in) {
   State& S = *s_;
   const Tensor x = x_in.contiguous();
   const int64_t n = x.size(0), H = x.size(2), W = x.size(3);
-  auto key = std::make_pair(H, W);
-  auto it = S.plans.find(key);
-  if (it == S.plans.end()) {
-    S.plans.clear();  // one input size at a time: the buffers are the size of the whole forward
-    it = S.plans.emplace(key, S.compile(S.q->model(), H, W)).first;
+  if (!S.plan || S.plan_hw != std::make_pair(H, W)) {
+    S.plan.reset();
+    S.plan = S.compile(S.q->model(), H, W);
+    S.plan_hw = {H, W};
   }
-  Plan& P = *it->second;
+  Plan& P = *S.plan;
   if (P.n_alloc != n) {
     for (auto& v : P.vals) v->alloc(n);
     P.n_alloc = n;
@@ -477,7 +459,7 @@ std::string Int8Graph::report() const {
 }
 
 models::EvalResult evaluate_int8(QuantizedModel& q, Dataset& ds, int64_t batch, const std::string& label,
-                                 std::vector<int32_t>* predictions, std::string* report, int64_t* int8_layers) {
+                                 std::vector<int64_t>* predictions, std::string* report, int64_t* int8_layers) {
   if (Int8Graph::supports(q.model())) {
     Int8Graph graph(q);
     models::EvalResult r = models::evaluate(q.model(), ds, Device::CPU, batch, label, predictions,

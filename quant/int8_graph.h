@@ -61,6 +61,6 @@ class Int8Graph {
 // (what ran in integers) and int8_layers; predictions as models::evaluate. Layers that stay float
 // run the fake-quant forward: a caller holding q.cache_weights() quantizes their weights once.
 models::EvalResult evaluate_int8(QuantizedModel& q, Dataset& ds, int64_t batch, const std::string& label,
-                                 std::vector<int32_t>* predictions, std::string* report, int64_t* int8_layers);
+                                 std::vector<int64_t>* predictions, std::string* report, int64_t* int8_layers);
 
 }  // namespace dfq::quant

@@ -43,8 +43,6 @@ bool to_codes(const float* x, int64_t n, int64_t ch, int64_t hw, const Grid& g, 
 
 }  // namespace
 
-bool onednn_built() { return onednn::available(); }
-
 struct Int8Inference::Layer {
   LayerStats st;
   nn::Conv2d* conv = nullptr;
@@ -52,12 +50,7 @@ struct Int8Inference::Layer {
   int own_act = -1;  // LayerInputs: the layer's own quantizer
   std::shared_ptr<const std::vector<Grid>> grids;
   int last_grid = -1;
-  // weights
-  int64_t out_ch = 0;
-  std::vector<int8_t> w8;
-  std::vector<float> k;      // per channel: the zero-point term's integer factor (0: none)
-  std::vector<float> wfac;   // per channel: asym sw (m = 1 / (sx * sw)), sym step (m = step / sx)
-  bool sym = false;
+  int8::Weights W;  // the integer weights (int8_common.h)
   // prepared convs, per (h, w, grid)
   struct Prepared {
     std::unique_ptr<onednn::Int8Conv> conv, window_sum;
@@ -68,7 +61,7 @@ struct Int8Inference::Layer {
   std::vector<uint8_t> codes;
   std::vector<float> acc, sums;
 
-  onednn::ConvShape shape(int64_t c, int64_t h, int64_t w) const { return int8::conv_shape(conv, c, h, w, out_ch); }
+  onednn::ConvShape shape(int64_t c, int64_t h, int64_t w) const { return int8::conv_shape(conv, c, h, w, W.out_ch); }
 
   Prepared& prepare(int64_t c, int64_t h, int64_t w, int gi) {
     auto key = std::make_tuple(h, w, gi);
@@ -77,17 +70,13 @@ struct Int8Inference::Layer {
     const Grid& g = (*grids)[size_t(gi)];
     const onednn::ConvShape s = shape(c, h, w);
     Prepared pr;
-    std::vector<float> m(static_cast<size_t>(out_ch));
-    for (int64_t o = 0; o < out_ch; ++o)
-      m[size_t(o)] = sym ? float(double(wfac[size_t(o)]) / double(g.p.scale)) : float(1.0 / (double(g.p.scale) * double(wfac[size_t(o)])));
-    pr.conv = std::make_unique<onednn::Int8Conv>(s, w8, m, g.zero_point);
-    if (st.corrected) {
-      pr.coef.resize(size_t(out_ch));
-      for (int64_t o = 0; o < out_ch; ++o) pr.coef[size_t(o)] = m[size_t(o)] * k[size_t(o)];
-      onednn::ConvShape ws = s;
-      ws.o = s.groups;  // one window sum per group
-      std::vector<int8_t> ones(size_t(ws.o * (s.c / s.groups) * s.kh * s.kw), 1);
-      pr.window_sum = std::make_unique<onednn::Int8Conv>(ws, ones, std::vector<float>(size_t(ws.o), 1.f), g.zero_point);
+    std::vector<float> m(static_cast<size_t>(W.out_ch));
+    for (size_t o = 0; o < m.size(); ++o) m[o] = float(W.per_unit(o, g.p.scale));
+    pr.conv = std::make_unique<onednn::Int8Conv>(s, W.w8, m, g.zero_point);
+    if (W.corrected) {
+      pr.coef.resize(m.size());
+      for (size_t o = 0; o < m.size(); ++o) pr.coef[o] = m[o] * W.k[o];
+      pr.window_sum = int8::window_sum_conv(s, g.zero_point);
     }
     impl = pr.conv->impl();
     return prepared.emplace(key, std::move(pr)).first->second;
@@ -126,7 +115,7 @@ struct Int8Inference::Layer {
     }
     Prepared& pr = prepare(c, h, w, gi);
     const onednn::ConvShape& s = pr.conv->shape();
-    const int64_t oh = s.out_h(), ow = s.out_w(), P = oh * ow, O = out_ch;
+    const int64_t oh = s.out_h(), ow = s.out_w(), P = oh * ow, O = W.out_ch;
     acc.resize(size_t(n * P * O));
     pr.conv->run(n, codes.data(), acc.data());
     const int64_t G = s.groups, opg = O / G;
@@ -168,10 +157,7 @@ struct Int8Inference::Layer {
 };
 
 Int8Inference::Int8Inference(QuantizedModel& q) : q_(q) {
-  if (!onednn::available())
-    throw std::runtime_error(
-        "--int8 needs oneDNN, and this dfq was built without it (apt-get install libdnnl-dev, as scripts/setup.sh "
-        "does, then re-run cmake)");
+  if (!onednn::available()) throw std::runtime_error(onednn::missing_message());
   int8::Grids G = int8::activation_grids(q, "int8 inference");
   auto grids = std::make_shared<std::vector<Grid>>(std::move(G.grids));
   const std::vector<int>& grid_of_act = G.grid_of_act;
@@ -188,14 +174,9 @@ Int8Inference::Int8Inference(QuantizedModel& q) : q_(q) {
     if (L->conv && L->conv->weight.device() != Device::CPU) throw std::invalid_argument("int8 inference runs on the CPU: the model is on CUDA");
     if (inputs && i < grid_of_act.size()) L->own_act = grid_of_act[i];
     if (wl[i].bits <= 8) {
-      int8::Weights W = int8::integer_weights(q.weight_codes(i));
+      L->W = int8::integer_weights(q.weight_codes(i));
       L->st.int8_capable = true;
-      L->st.corrected = W.corrected;
-      L->out_ch = W.out_ch;
-      L->sym = W.sym;
-      L->w8 = std::move(W.w8);
-      L->k = std::move(W.k);
-      L->wfac = std::move(W.wfac);
+      L->st.corrected = L->W.corrected;
     }
     std::shared_ptr<Layer> keep = L;
     auto fwd = [keep](const Tensor& x) { return keep->forward(x); };

@@ -32,9 +32,6 @@
 
 namespace dfq::quant {
 
-// True when dfq was built with oneDNN (Int8Inference works).
-bool onednn_built();
-
 class Int8Inference {
  public:
   // Throws std::runtime_error when built without oneDNN, std::invalid_argument when the model is

@@ -16,8 +16,8 @@
 #include "engine/diverged.h"
 #include "engine/io/progress.h"
 #include "engine/io/weights.h"
+#include "engine/kernels/cpu/onednn.h"
 #include "quant/int8_graph.h"
-#include "quant/int8_inference.h"
 
 namespace dfq::quant {
 
@@ -65,8 +65,7 @@ void MethodCli::validate(const Flags& flags) {
   if (eval_batch < 1) flags.fail("--eval_batch must be >= 1");
   if (int8 && device != "cpu") flags.fail("--int8 runs on the CPU (oneDNN): drop --device " + device);
   if (int8 && !has_data()) flags.fail("--int8 evaluates the quantized model in integers: it needs --dataset or --data");
-  if (int8 && !onednn_built())
-    flags.fail("--int8 needs oneDNN, and this dfq was built without it (apt-get install libdnnl-dev, as scripts/setup.sh does, then re-run cmake)");
+  if (int8 && !onednn::available()) flags.fail(onednn::missing_message());
   if (seed < 0) flags.fail("--seed must be >= 0");
   if (img_size != 0 && (img_size < 8 || img_size % 4)) flags.fail("--img_size must be a multiple of 4, >= 8");
   for (const auto& [flag, path] : {std::pair<std::string, std::string>{"--save", save}, {"--json", json}})
@@ -123,7 +122,7 @@ models::EvalResult MethodRun::evaluate_quantized(QuantizedModel& q, const std::s
   for (ActQuantizer& a : q.acts()) frozen = frozen && !a.observing();
   {
     auto cached = q.cache_weights();  // each weight quantized once, not once per batch
-    std::vector<int32_t> fake_pred, int8_pred;
+    std::vector<int64_t> fake_pred, int8_pred;
     const bool int8 = cli_.int8 && frozen;
     q_ = models::evaluate(q.model(), *ds_, dev_, cli_.eval_batch, label, int8 ? &fake_pred : nullptr);
     if (cli_.int8 && !frozen) std::printf("--int8: %s not run in integers (its ranges are still observing)\n", label.c_str());

@@ -17,6 +17,7 @@
 #include "engine/nn/optim.h"
 #include "engine/ops.h"
 #include "models/generator.h"
+#include "models/eval.h"
 #include "models/registry.h"
 #include "quant/int8_graph.h"
 #include "quant/qmodel.h"
@@ -271,21 +272,17 @@ int main(int argc, char** argv) {
           quant::QuantizedModel q(m, qc);
           quant::calibrate(q, x);
           auto cached = q.cache_weights();
-          const std::vector<float> fake = q.forward(x).to_vector();
+          const Tensor fake_t = q.forward(x);
           quant::Int8Graph i8(q);
-          const std::vector<float> got = i8.forward(x).to_vector();
+          const Tensor got_t = i8.forward(x);
+          const std::vector<float> fake = fake_t.to_vector(), got = got_t.to_vector();
           double worst = 0, top = 0;
-          int64_t agree = 0;
           for (size_t i = 0; i < fake.size(); ++i)
             worst = std::max(worst, double(std::fabs(got[i] - fake[i]))), top = std::max(top, double(std::fabs(fake[i])));
-          for (int n = 0; n < k.batch; ++n) {
-            const float* f = fake.data() + size_t(n) * size_t(k.classes);
-            const float* g = got.data() + size_t(n) * size_t(k.classes);
-            agree += std::max_element(f, f + k.classes) - f == std::max_element(g, g + k.classes) - g;
-          }
+          const double agree = models::prediction_agreement(argmax_rows(fake_t), argmax_rows(got_t));
           const std::string name = tag + suffix + b;
           std::printf("# %s: %s; logits vs fake-quant: max |diff| / max |logit| %.2e, argmax %lld / %d\n", name.c_str(),
-                      i8.report().c_str(), worst / std::max(top, 1e-30), (long long)agree, k.batch);
+                      i8.report().c_str(), worst / std::max(top, 1e-30), std::llround(agree * k.batch), k.batch);
           report(name, time_ms([&] { i8.forward(x); }, repeats, dev), k.batch * 2 * k.macs);
         }
       }

@@ -2,18 +2,18 @@
 // Fashion-MNIST's test set or an ImageNet-style folder, with images per second.
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <optional>
-#include <fstream>
 #include <vector>
 
 #include "engine/blas_info.h"
 #include "engine/io/flags.h"
 #include "engine/io/json_out.h"
+#include "engine/kernels/cpu/onednn.h"
 #include "models/eval.h"
-#include "quant/method_cli.h"
 #include "quant/int8_graph.h"
-#include "quant/int8_inference.h"
+#include "quant/method_cli.h"
 #include "quant/qmodel.h"
 #include "quant/weight_codes.h"
 
@@ -54,8 +54,7 @@ int main(int argc, char** argv) {
   flags.done();
   if (compare && !int8) flags.fail("--compare goes with --int8 (it compares the integer run with the fake-quant one)");
   if (int8 && device != "cpu") flags.fail("--int8 runs on the CPU (oneDNN): drop --device " + device);
-  if (int8 && !quant::onednn_built())
-    flags.fail("--int8 needs oneDNN, and this dfq was built without it (apt-get install libdnnl-dev, as scripts/setup.sh does, then re-run cmake)");
+  if (int8 && !onednn::available()) flags.fail(onednn::missing_message());
   if (weights.empty()) flags.fail("--weights FILE is required");
   if (!std::filesystem::is_regular_file(weights)) flags.fail("--weights " + weights + ": no such file");
   if (batch < 1) flags.fail("--batch_size must be >= 1");
@@ -84,7 +83,7 @@ int main(int argc, char** argv) {
     std::optional<quant::QuantizedModel::CachedWeights> cached;
     if (qm) cached.emplace(*qm);  // each weight quantized once, not once per batch
     JsonReport rep;
-    std::vector<int32_t> fake_pred, int8_pred;
+    std::vector<int64_t> fake_pred, int8_pred;
     models::EvalResult fake;
     if (compare) {
       fake = models::evaluate(*model, *ds, dev, batch, "fake-quant", &fake_pred);

@@ -11,6 +11,7 @@
 //    definition. When CUDA is not built, cuda_stub.cpp defines every dfq::cuda kernel to throw
 //    "not implemented on CUDA"; when it is built, a missing twin is a link error.
 #pragma once
+#include <cmath>
 #include <cstdint>
 
 namespace dfq {
@@ -47,6 +48,13 @@ struct BatchNormArgs {
   float eps;
   float momentum;  // running = (1 - momentum) * running + momentum * batch (PyTorch convention)
 };
+// One channel of an eval-mode BN as y = scale * x + shift, in the CPU kernel's float operations
+// (batch_norm_forward_eval; quant/int8_graph.cpp folds BN into its convs with the same numbers).
+inline void bn_eval_affine(float mean, float var, float eps, float gamma, float beta, float& scale, float& shift) {
+  const double invstd = 1.0 / std::sqrt(double(var) + eps);
+  scale = static_cast<float>(invstd * gamma);
+  shift = static_cast<float>(beta - mean * invstd * gamma);
+}
 
 // Broadcasting element-wise: out has shape[0..ndim), dense; a and b are read through their own
 // strides (0 on broadcast dimensions). Dims are padded on the left to ndim.

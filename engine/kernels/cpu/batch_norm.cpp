@@ -73,10 +73,8 @@ void batch_norm_forward_eval(const BatchNormArgs& a, const float* x, const float
 #pragma omp parallel for schedule(static) if (M * a.C > kParMin && planes > 1)
   for (int64_t t = 0; t < planes; ++t) {
     const int c = static_cast<int>(t % a.C);
-    const double invstd = 1.0 / std::sqrt(double(running_var[c]) + a.eps);
-    const float g = gamma ? gamma[c] : 1.f, b = beta ? beta[c] : 0.f;
-    const float scale = static_cast<float>(invstd * g);
-    const float shift = static_cast<float>(b - running_mean[c] * invstd * g);
+    float scale, shift;
+    bn_eval_affine(running_mean[c], running_var[c], a.eps, gamma ? gamma[c] : 1.f, beta ? beta[c] : 0.f, scale, shift);
     const float* xp = x + t * a.HW;
     float* yp = y + t * a.HW;
     for (int i = 0; i < a.HW; ++i) yp[i] = xp[i] * scale + shift;

@@ -326,11 +326,6 @@ void MaxPool::run(int64_t n, const void* src, void* dst) {
 bool available() { return false; }
 std::string version() { return "not built with oneDNN"; }
 
-namespace {
-const char* kNoOneDnn =
-    "int8 inference needs oneDNN, and this dfq was built without it (apt-get install libdnnl-dev, as scripts/setup.sh "
-    "does, then re-run cmake)";
-}  // namespace
 
 struct Conv::Impl {};
 struct MaxPool::Impl {};
@@ -339,17 +334,17 @@ Conv::Conv(Kind kind, const ConvShape& shape, const std::vector<int8_t>& weights
            const std::vector<float>& out_scale, int32_t, const Epilogue& ep)
     : kind_(kind), shape_(shape), ep_(ep) {
   check_conv(kind, shape, weights_s8.size(), weights_f32.size(), out_scale.size(), ep);
-  throw std::runtime_error(kNoOneDnn);
+  throw std::runtime_error(missing_message());
 }
-void Conv::run(int64_t, const void*, const void*, void*, const float*) { throw std::runtime_error(kNoOneDnn); }
+void Conv::run(int64_t, const void*, const void*, void*, const float*) { throw std::runtime_error(missing_message()); }
 std::string Conv::impl() const { return ""; }
 MaxPool::MaxPool(bool u8, int64_t c, int64_t h, int64_t w, int kernel, int stride, int pad)
     : u8_(u8), c_(c), h_(h), w_(w), kernel_(kernel), stride_(stride), pad_(pad) {
-  throw std::runtime_error(kNoOneDnn);
+  throw std::runtime_error(missing_message());
 }
-void MaxPool::run(int64_t, const void*, void*) { throw std::runtime_error(kNoOneDnn); }
+void MaxPool::run(int64_t, const void*, void*) { throw std::runtime_error(missing_message()); }
 void f32_conv_forward_nchw(const F32ConvShape&, const float*, const float*, const float*, float*) {
-  throw std::runtime_error(kNoOneDnn);
+  throw std::runtime_error(missing_message());
 }
 
 #endif
@@ -360,5 +355,10 @@ MaxPool::~MaxPool() = default;
 Int8Conv::Int8Conv(const ConvShape& shape, const std::vector<int8_t>& weights, const std::vector<float>& out_scale,
                    int32_t src_zero)
     : conv_(Conv::Kind::Int8, shape, weights, {}, out_scale, src_zero, Epilogue{}) {}
+
+const char* missing_message() {
+  return "int8 inference needs oneDNN, and this dfq was built without it (apt-get install libdnnl-dev, as "
+         "scripts/setup.sh does, then re-run cmake)";
+}
 
 }  // namespace dfq::onednn

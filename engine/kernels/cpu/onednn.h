@@ -32,6 +32,8 @@ namespace dfq::onednn {
 
 bool available();
 std::string version();  // "oneDNN 2.6.3" or "not built with oneDNN"
+// What every integer-inference entry point says when dfq was built without oneDNN (names the package).
+const char* missing_message();
 
 struct ConvShape {
   int64_t c = 0, h = 0, w = 0;  // input channels and size
